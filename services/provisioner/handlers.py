@@ -1,0 +1,177 @@
+"""The provisioner's subscribers: load, decide (rules), persist, emit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+import structlog
+
+from services.provisioner import rules
+from shared.contract import topics
+from shared.contract.events import (
+    CommandAccepted,
+    CommandRejected,
+    IpProvisioned,
+    IpRelease,
+    IpRequested,
+    IpRequestRejected,
+    IpUpdate,
+)
+from shared.ip_view import load_ip_view
+from shared.messages import Cause, Emit, Received
+from shared.settings import Settings
+from shared.sql import load_statements
+
+log = structlog.get_logger(__name__)
+SQL = load_statements("services.provisioner", "registry.sql")
+
+
+def _rejected_request(data: IpRequested, reason: str, message: str) -> list[Emit]:
+    log.info("ip request rejected", account_id=data.account_id, reason=reason)
+    return [
+        Emit(
+            topics.IP_REQUEST_REJECTED,
+            key=data.account_id,
+            type="ip.request_rejected",
+            data=IpRequestRejected(account_id=data.account_id, reason=reason, message=message),  # type: ignore[arg-type]
+        )
+    ]
+
+
+async def on_ip_requested(
+    conn: asyncpg.Connection, event: Received, settings: Settings
+) -> Sequence[Emit]:
+    data: IpRequested = event.data
+    await conn.execute(SQL.lock_account, data.account_id)
+    if await conn.fetchval(SQL.by_request, event.id) is not None:
+        return []  # applied before (the inbox was pruned since): provision nothing new
+    live = await conn.fetchval(SQL.count_live, data.account_id)
+    refusal = rules.quota_refusal(data.plan, settings.quotas, live)
+    if refusal is not None:
+        return _rejected_request(data, *refusal)
+    ip_id = rules.ip_id_for(event.id)
+    address = await conn.fetchval(SQL.take_address, data.region, ip_id)
+    if address is None:
+        return _rejected_request(
+            data, "no_capacity", f"no free address is left in the {data.region} inventory"
+        )
+    await conn.execute(
+        SQL.insert_ip,
+        ip_id,
+        data.account_id,
+        address,
+        data.region,
+        data.pool,
+        data.rdns,
+        data.auto_warmup,
+        data.warmup_schedule,
+        event.id,
+        event.time,
+    )
+    log.info("ip provisioned", ip_id=ip_id, address=address, account_id=data.account_id)
+    provisioned = IpProvisioned(
+        ip_id=ip_id,
+        account_id=data.account_id,
+        address=address,
+        region=data.region,
+        pool=data.pool,
+        rdns=data.rdns,
+        status="provisioning",
+        auto_warmup=data.auto_warmup,
+        warmup_schedule=data.warmup_schedule,
+    )
+    return [Emit(topics.IP_PROVISIONED, key=ip_id, type="ip.provisioned", data=provisioned)]
+
+
+def accepted(event: Received) -> Emit:
+    return Emit(
+        topics.IP_COMMAND_RESULTS,
+        key=event.data.account_id,
+        type="command.accepted",
+        data=CommandAccepted(
+            account_id=event.data.account_id, command_id=event.id, command_type=event.type
+        ),
+    )
+
+
+def rejected(event: Received, reason: str, message: str) -> list[Emit]:
+    log.info("command rejected", reason=reason, detail=message)
+    return [
+        Emit(
+            topics.IP_COMMAND_RESULTS,
+            key=event.data.account_id,
+            type="command.rejected",
+            data=CommandRejected(
+                account_id=event.data.account_id,
+                command_id=event.id,
+                command_type=event.type,
+                reason=reason,
+                message=message,
+            ),
+        )
+    ]
+
+
+async def _state_changed(conn: asyncpg.Connection, ip_id: str, event_type: str) -> Emit:
+    view = await load_ip_view(conn, ip_id)
+    assert view is not None
+    return Emit(topics.IP_STATE_CHANGED, key=ip_id, type=event_type, data=view)
+
+
+async def _own_ip(conn: asyncpg.Connection, event: Received, ip_id: str) -> asyncpg.Record | None:
+    row = await conn.fetchrow(SQL.lock_ip, ip_id)
+    # Another account's IP reads exactly like a missing one.
+    if row is None or row["account_id"] != event.data.account_id:
+        return None
+    return row
+
+
+async def on_ip_release(
+    conn: asyncpg.Connection, event: Received, settings: Settings
+) -> Sequence[Emit]:
+    data: IpRelease = event.data
+    row = await _own_ip(conn, event, data.ip_id)
+    if row is None:
+        return rejected(event, "not_found", f"no IP {data.ip_id} in this account")
+    refusal = rules.command_refusal(row["status"], event.type)
+    if refusal is not None:
+        return rejected(event, *refusal)
+    until = rules.cooldown_ends(event.time, settings.cooldown)
+    await conn.execute(SQL.start_cooldown, data.ip_id, until, event.id)
+    return [accepted(event), await _state_changed(conn, data.ip_id, "ip.cooldown_started")]
+
+
+async def on_ip_update(
+    conn: asyncpg.Connection, event: Received, settings: Settings
+) -> Sequence[Emit]:
+    data: IpUpdate = event.data
+    row = await _own_ip(conn, event, data.ip_id)
+    if row is None:
+        return rejected(event, "not_found", f"no IP {data.ip_id} in this account")
+    refusal = rules.command_refusal(row["status"], event.type)
+    if refusal is not None:
+        return rejected(event, *refusal)
+    if data.pool is None and data.rdns is None:
+        return rejected(event, "invalid_request", "ip.update names neither pool nor rdns")
+    await conn.execute(SQL.update_ip, data.ip_id, data.pool, data.rdns)
+    return [accepted(event), await _state_changed(conn, data.ip_id, "ip.updated")]
+
+
+async def release_due(conn: asyncpg.Connection, watermark: datetime) -> Sequence[Emit]:
+    """Sweep: IPs whose cooldown ended (on the event-time clock) are released and their
+    addresses return to the inventory."""
+    emits: list[Emit] = []
+    for row in await conn.fetch(SQL.due_releases, watermark):
+        await conn.execute(SQL.release, row["ip_id"])
+        await conn.execute(SQL.free_address, row["ip_id"])
+        emit = await _state_changed(conn, row["ip_id"], "ip.released")
+        cause = Cause(
+            id=f"release:{row['ip_id']}:{row['release_cause']}",
+            time=row["cooldown_until"],
+            causation_id=row["release_cause"],
+        )
+        emits.append(Emit(emit.topic, emit.key, emit.type, emit.data, cause=cause))
+        log.info("ip released", ip_id=row["ip_id"])
+    return emits

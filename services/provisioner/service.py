@@ -1,0 +1,83 @@
+"""The provisioner: allocates dedicated IPs on request and releases them through a cooldown."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import asyncpg
+import structlog
+
+from services.provisioner import handlers, inventory
+from shared.contract import topics
+from shared.contract.envelope import CloudEvent
+from shared.contract.events import COMMANDS, IpRequested, IpRequestRejected
+from shared.messages import Emit, Rejected
+from shared.pipeline import Consumer, by_type
+from shared.runtime import Service, Sweep
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+NAME = "provisioner"
+OWN_COMMANDS = ("ip.release", "ip.update")
+
+
+def answer_invalid_request(event: CloudEvent, rejected: Rejected) -> Sequence[Emit]:
+    """An `ip.requested` whose data fails validation is dead-lettered, and the account (when
+    it can be read) is told why with `invalid_request`."""
+    account_id = event.data.get("account_id")
+    if not isinstance(account_id, str) or not account_id:
+        return []
+    return [
+        Emit(
+            topics.IP_REQUEST_REJECTED,
+            key=account_id,
+            type="ip.request_rejected",
+            data=IpRequestRejected(
+                account_id=account_id, reason="invalid_request", message=rejected.message
+            ),
+        )
+    ]
+
+
+async def _load_inventory(pool: asyncpg.Pool, settings: Settings) -> None:
+    async with pool.acquire() as conn:
+        for region, network in settings.inventory_ranges():
+            added = await inventory.add_range(conn, network, region)
+            if added:
+                log.info("inventory loaded", region=region, range=str(network), added=added)
+
+
+def build(settings: Settings) -> Service:
+    return Service(
+        name=NAME,
+        consumers=[
+            Consumer(
+                service=NAME,
+                topic=topics.IP_REQUESTED,
+                types={"ip.requested": IpRequested},
+                handle=partial(handlers.on_ip_requested, settings=settings),
+                answer_invalid=answer_invalid_request,
+            ),
+            Consumer(
+                service=NAME,
+                topic=topics.IP_COMMANDS,
+                types={name: COMMANDS[name] for name in OWN_COMMANDS},
+                others=frozenset(COMMANDS) - set(OWN_COMMANDS),
+                handle=by_type(
+                    {
+                        "ip.release": partial(handlers.on_ip_release, settings=settings),
+                        "ip.update": partial(handlers.on_ip_update, settings=settings),
+                    }
+                ),
+            ),
+        ],
+        sweeps=[Sweep("release-after-cooldown", handlers.release_due)],
+        publishes=[
+            (topics.IP_PROVISIONED, ["ip.provisioned"]),
+            (topics.IP_REQUEST_REJECTED, ["ip.request_rejected"]),
+            (topics.IP_STATE_CHANGED, ["ip.updated", "ip.cooldown_started", "ip.released"]),
+            (topics.IP_COMMAND_RESULTS, ["command.accepted", "command.rejected"]),
+        ],
+        on_start=_load_inventory,
+    )

@@ -1,0 +1,1 @@
+"""The wire contract (../shared/CONTRACT.md) as code: topics, envelope, event data models."""

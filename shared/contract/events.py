@@ -1,0 +1,312 @@
+"""Typed `data` of every event type in the wire contract.
+
+Field lists are the contract's minimum; extra fields we add are documented here. Input
+models forbid nothing extra (producers may add fields), output models are what we emit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+Plan = Literal["free", "pro", "max", "enterprise"]
+Region = Literal["global", "eu"]
+Outcome = Literal["delivered", "deferred", "bounced", "complained", "dropped"]
+IpStatus = Literal["provisioning", "warming", "active", "suspended", "cooldown", "released"]
+RejectReason = Literal["quota_exceeded", "no_capacity", "plan_not_eligible", "invalid_request"]
+InitiatedBy = Literal["system", "override", "operator"]
+
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+\.?$"
+)
+
+
+def _hostname(value: str) -> str:
+    if not _HOSTNAME.match(value):
+        raise ValueError(f"{value!r} is not a valid hostname")
+    return value.lower().rstrip(".")
+
+
+def _ip_address(value: str) -> str:
+    return str(ipaddress.ip_address(value))
+
+
+AccountId = Annotated[str, Field(min_length=1, max_length=128)]
+PoolName = Annotated[str, Field(min_length=1, max_length=64)]
+Hostname = Annotated[str, AfterValidator(_hostname)]
+IpAddress = Annotated[str, AfterValidator(_ip_address)]
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class EventData(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class AccountScoped(EventData):
+    account_id: AccountId
+
+
+# ---- inputs ---------------------------------------------------------------------------------
+
+
+class IpRequested(AccountScoped):
+    plan: Plan
+    region: Region = "global"
+    pool: PoolName | None = None
+    rdns: Hostname | None = None
+    auto_warmup: bool = True
+    warmup_schedule: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class SendRecorded(AccountScoped):
+    ip: IpAddress
+    domain: Hostname
+    outcome: Outcome
+    message_id: str | None = None
+
+
+class DomainHealthChecked(AccountScoped):
+    domain: Hostname
+    bounce_rate: Rate
+    complaint_rate: Rate
+    processed_count: int = Field(ge=0)
+
+
+# ---- commands (ip.commands) -------------------------------------------------------------------
+
+
+class IpRelease(AccountScoped):
+    ip_id: str = Field(min_length=1)
+
+
+class IpUpdate(AccountScoped):
+    ip_id: str = Field(min_length=1)
+    pool: PoolName | None = None
+    rdns: Hostname | None = None
+
+
+class IpWarmupStart(AccountScoped):
+    ip_id: str = Field(min_length=1)
+    schedule: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class PoolCreate(AccountScoped):
+    name: PoolName
+    is_default: bool = False
+
+
+class PoolRename(AccountScoped):
+    name: PoolName
+    new_name: PoolName
+
+
+class PoolDelete(AccountScoped):
+    name: PoolName
+
+
+class PoolIpMembership(AccountScoped):
+    name: PoolName
+    ip_id: str = Field(min_length=1)
+
+
+class DynamicPoolThresholdsIn(EventData):
+    bounce_good: Rate | None = None
+    bounce_poor: Rate | None = None
+    complaint_good: Rate | None = None
+    complaint_poor: Rate | None = None
+    min_processed_count: int | None = Field(default=None, ge=0)
+    good_checks_to_leave_poor: int | None = Field(default=None, ge=1)
+
+
+class DynamicPoolsConfigure(AccountScoped):
+    enabled: bool
+    thresholds: DynamicPoolThresholdsIn | None = None
+    good_reputation: list[str] = Field(default_factory=list)
+    poor_reputation: list[str] = Field(default_factory=list)
+    new_senders: list[str] = Field(default_factory=list)
+
+
+class DomainEnroll(AccountScoped):
+    domain: Hostname
+
+
+class DomainUnenroll(AccountScoped):
+    domain: Hostname
+    replacement_pool: PoolName | None = None
+
+
+class DomainOverrideSet(AccountScoped):
+    domain: Hostname
+    pool: PoolName
+
+
+class DomainOverrideClear(AccountScoped):
+    domain: Hostname
+
+
+class DomainEvaluate(AccountScoped):
+    domain: Hostname
+    bounce_rate: Rate
+    complaint_rate: Rate
+    processed_count: int = Field(ge=0)
+
+
+COMMANDS: dict[str, type[AccountScoped]] = {
+    "ip.release": IpRelease,
+    "ip.update": IpUpdate,
+    "ip.warmup.start": IpWarmupStart,
+    "pool.create": PoolCreate,
+    "pool.rename": PoolRename,
+    "pool.delete": PoolDelete,
+    "pool.add_ip": PoolIpMembership,
+    "pool.remove_ip": PoolIpMembership,
+    "dynamic_pools.configure": DynamicPoolsConfigure,
+    "domain.enroll": DomainEnroll,
+    "domain.unenroll": DomainUnenroll,
+    "domain.override.set": DomainOverrideSet,
+    "domain.override.clear": DomainOverrideClear,
+    "domain.evaluate": DomainEvaluate,
+}
+
+# ---- outputs ----------------------------------------------------------------------------------
+
+
+class IpProvisioned(AccountScoped):
+    ip_id: str
+    address: str
+    region: Region
+    pool: str | None
+    rdns: str | None
+    status: IpStatus
+    # Beyond the contract minimum: what warmup needs to start the warm-up on its own.
+    auto_warmup: bool = True
+    warmup_schedule: str | None = None
+
+
+class IpRequestRejected(AccountScoped):
+    reason: RejectReason
+    message: str
+
+
+class WarmupDay(EventData):
+    day: int
+    limit: int
+    sent: int
+    done: bool
+
+
+class WarmupView(EventData):
+    status: Literal["not_started", "warming", "suspended", "completed"] = "not_started"
+    schedule: str | None = None
+    mode: Literal["earned", "calendar"] | None = None
+    day: int | None = None
+    progress: float = Field(default=0.0, ge=0.0, le=1.0)
+    daily_limit: int = -1
+    hourly_limit: int = -1
+    sent_today: int = 0
+    started_at: datetime | None = None
+    hold_reason: str | None = None
+    days: list[WarmupDay] = Field(default_factory=list)
+
+
+class IpView(AccountScoped):
+    """`data` of every `ip.state_changed` event: the IP's whole current view."""
+
+    ip_id: str
+    address: str
+    region: Region
+    status: IpStatus
+    pool: str | None
+    rdns: str | None
+    warmup: WarmupView
+    reputation_score: int = Field(ge=0, le=100)
+
+
+class PoolChanged(AccountScoped):
+    """`data` of `pool.*` events on `pool.state_changed`."""
+
+    name: str
+    previous_name: str | None = None
+    is_default: bool = False
+    ip_ids: list[str] = Field(default_factory=list)
+    ip_id: str | None = None
+
+
+class DynamicPoolsConfigured(AccountScoped):
+    enabled: bool
+    thresholds: dict[str, Any]
+    good_reputation: list[str]
+    poor_reputation: list[str]
+    new_senders: list[str]
+
+
+class DomainPoolChanged(AccountScoped):
+    domain: str
+    prev_pool: str | None
+    new_pool: str | None
+    reason: str
+    bounce_rate: float | None
+    complaint_rate: float | None
+    processed_count: int | None
+    initiated_by: InitiatedBy
+
+
+class CommandAccepted(AccountScoped):
+    command_id: str
+    command_type: str
+
+
+class CommandRejected(AccountScoped):
+    command_id: str
+    command_type: str
+    reason: str
+    message: str
+
+
+class DomainEvaluated(AccountScoped):
+    command_id: str
+    domain: str
+    pool: str
+    metrics: dict[str, Any]
+
+
+IP_STATE_TYPES = (
+    "ip.warmup_started",
+    "ip.warmup_advanced",
+    "ip.daily_limit_reached",
+    "ip.hourly_limit_reached",
+    "ip.warmed",
+    "ip.suspended",
+    "ip.resumed",
+    "ip.updated",
+    "ip.cooldown_started",
+    "ip.released",
+)
+POOL_STATE_TYPES = (
+    "pool.created",
+    "pool.renamed",
+    "pool.deleted",
+    "pool.ip_added",
+    "pool.ip_removed",
+)
+
+# Every event type on the wire and the model of its `data`, for validation and schemas/.
+EVENT_DATA: dict[str, type[EventData]] = {
+    "ip.requested": IpRequested,
+    "send.recorded": SendRecorded,
+    "domain.health_checked": DomainHealthChecked,
+    **COMMANDS,
+    "ip.provisioned": IpProvisioned,
+    "ip.request_rejected": IpRequestRejected,
+    **{t: IpView for t in IP_STATE_TYPES},
+    **{t: PoolChanged for t in POOL_STATE_TYPES},
+    "dynamic_pools.configured": DynamicPoolsConfigured,
+    "domain.pool_changed": DomainPoolChanged,
+    "command.accepted": CommandAccepted,
+    "command.rejected": CommandRejected,
+    "domain.evaluated": DomainEvaluated,
+}

@@ -1,0 +1,98 @@
+"""Versioned SQL migrations, applied in version order under an advisory lock.
+
+Each component keeps plain `.sql` files in its own `migrations/` folder, named
+`NNNN_what.sql`. Versions are unique across components (shared 0xxx, provisioner 1xxx,
+warmup 2xxx, reputation 3xxx), so one ordered sequence covers the whole schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+COMPONENTS = ("shared", "services.provisioner", "services.warmup", "services.reputation")
+_LOCK_KEY = 0x1F_1EE7  # ipfleet migrations
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def discover(components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
+    found: dict[int, Migration] = {}
+    for component in components:
+        try:
+            folder = resources.files(component) / "migrations"
+        except ModuleNotFoundError:
+            continue
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            match = _NAME.match(entry.name)
+            if not match:
+                continue
+            migration = Migration(
+                int(match.group(1)), f"{component}:{entry.name}", entry.read_text()
+            )
+            if migration.version in found:
+                raise RuntimeError(
+                    f"migration version {migration.version} is used twice: "
+                    f"{found[migration.version].name} and {migration.name}"
+                )
+            found[migration.version] = migration
+    return [found[v] for v in sorted(found)]
+
+
+async def migrate(dsn: str) -> list[str]:
+    """Apply every pending migration; returns the names applied. Safe to run concurrently."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        try:
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS schema_migrations (
+                       version    integer     PRIMARY KEY,
+                       name       text        NOT NULL,
+                       checksum   text        NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
+            applied = {
+                row["version"]: row["checksum"]
+                for row in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+            }
+            done: list[str] = []
+            for migration in discover():
+                if migration.version in applied:
+                    if applied[migration.version] != migration.checksum:
+                        log.warning("migration changed after it was applied", name=migration.name)
+                    continue
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                        migration.version,
+                        migration.name,
+                        migration.checksum,
+                    )
+                log.info("migration applied", name=migration.name)
+                done.append(migration.name)
+            return done
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+    finally:
+        await conn.close()

@@ -1,0 +1,372 @@
+"""The consumer pipeline every service stands on.
+
+For each batch of Kafka records: parse → validate → deduplicate (inbox) → handle → write
+state, emitted events and dead letters (outbox) in ONE Postgres transaction → only then
+commit the Kafka offsets. A transient failure retries the whole batch with backoff and is
+never skipped; a poison message is dead-lettered with its reason and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+import asyncpg
+import structlog
+from pydantic import ValidationError
+
+from shared import outbox
+from shared.contract.envelope import CloudEvent
+from shared.messages import BatchResult, Cause, Emit, Received, Rejected, Unprocessable
+from shared.sql import load_statements
+
+log = structlog.get_logger(__name__)
+SQL = load_statements("shared", "inbox.sql")
+
+EventHandler = Callable[[asyncpg.Connection, Received], Awaitable[Sequence[Emit]]]
+BatchHandler = Callable[[asyncpg.Connection, list[Received]], Awaitable[BatchResult]]
+InvalidAnswer = Callable[[CloudEvent, Rejected], Sequence[Emit]]
+
+
+def by_type(handlers: Mapping[str, EventHandler]) -> EventHandler:
+    """One handler for a topic that carries several types: dispatch on `type`."""
+
+    async def dispatch(conn: asyncpg.Connection, event: Received) -> Sequence[Emit]:
+        return await handlers[event.type](conn, event)
+
+    return dispatch
+
+
+class Record(Protocol):
+    """The parts of an aiokafka ConsumerRecord the pipeline reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """One service's subscription to one topic.
+
+    `types` maps each event type this consumer applies to its data model. Types in
+    `others` are known on the topic but belong to another service: skipped, not
+    dead-lettered. Anything else is an unknown type and is dead-lettered.
+    """
+
+    service: str
+    topic: str
+    types: Mapping[str, type[Any]]
+    handle: EventHandler | None = None
+    handle_batch: BatchHandler | None = None
+    others: Collection[str] = frozenset()
+    # "keep": one inbox row per event, kept. "daily": partitioned by event day and
+    # dropped after `retention_days` (for the high-volume streams).
+    inbox: Literal["keep", "daily"] = "keep"
+    retention_days: int = 7
+    # Optional answer to the sender of an event whose envelope parsed but whose data did not
+    # (it is dead-lettered all the same), e.g. `ip.request_rejected` with `invalid_request`.
+    answer_invalid: InvalidAnswer | None = None
+
+    def __post_init__(self) -> None:
+        if (self.handle is None) == (self.handle_batch is None):
+            raise ValueError(
+                f"{self.service}/{self.topic}: give exactly one of handle, handle_batch"
+            )
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}/{self.topic}"
+
+
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,  # includes ConnectionError and refused connections
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.QueryCanceledError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, TRANSIENT)
+
+
+def parse_record(record: Record, consumer: Consumer) -> Received | Rejected | None:
+    """Decode and validate one record. None means: a type for another service, skip it."""
+    try:
+        payload = json.loads(record.value or b"")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return Rejected("InvalidJson", f"value is not JSON: {error}")
+    if not isinstance(payload, dict):
+        return Rejected("NotACloudEvent", "value is JSON but not an object")
+    try:
+        event = CloudEvent.model_validate(payload)
+    except ValidationError as error:
+        return Rejected("NotACloudEvent", _short(error))
+    model = consumer.types.get(event.type)
+    if model is None:
+        if event.type in consumer.others:
+            return None
+        return Rejected(
+            "UnknownEventType", f"{event.type!r} is not an event type of {record.topic}"
+        )
+    try:
+        data = model.model_validate(event.data)
+    except ValidationError as error:
+        return Rejected("ValidationFailed", f"{event.type}: {_short(error)}", event)
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    return Received(event=event, data=data, topic=record.topic, key=key)
+
+
+def _short(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "value"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+@dataclass
+class Pipeline:
+    """Runs one consumer's batches against Postgres. One instance per subscription."""
+
+    consumer: Consumer
+    pool: asyncpg.Pool
+    retry_max_seconds: float = 60.0
+    _known_partitions: set[str] = field(default_factory=set)
+
+    async def process(self, records: Sequence[Record]) -> bool:
+        """Apply a batch. True when it is durably applied (commit offsets); False when it
+        kept failing transiently for `retry_max_seconds` (seek back and fetch again)."""
+        parsed = [(record, parse_record(record, self.consumer)) for record in records]
+        delay = 0.05
+        deadline = asyncio.get_running_loop().time() + self.retry_max_seconds
+        while True:
+            try:
+                await self._apply(parsed)
+                return True
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    log.warning(
+                        "batch still failing, handing it back",
+                        consumer=self.consumer.name,
+                        error=repr(error),
+                    )
+                    return False
+                log.warning(
+                    "transient failure, retrying batch",
+                    consumer=self.consumer.name,
+                    error=repr(error),
+                    retry_in=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0) * (0.8 + random.random() * 0.4)
+
+    async def _apply(self, parsed: list[tuple[Record, Received | Rejected | None]]) -> None:
+        consumer = self.consumer
+        valid = [item for _, item in parsed if isinstance(item, Received)]
+        dead: list[outbox.OutboxRow] = [
+            self._dead_row(record, item) for record, item in parsed if isinstance(item, Rejected)
+        ]
+        for record, item in parsed:
+            if isinstance(item, Rejected):
+                log.warning(
+                    "dead-lettered",
+                    consumer=consumer.name,
+                    reason=item.error_class,
+                    detail=item.message,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+        by_id = {id(item): record for record, item in parsed}
+        if consumer.inbox == "daily":
+            await self._ensure_day_partitions(valid)
+
+        async with self.pool.acquire() as conn, conn.transaction():
+            fresh, expired = await self._claim(conn, valid)
+            for item in expired:
+                dead.append(
+                    self._dead_row(
+                        by_id[id(item)],
+                        Rejected(
+                            "OutsideRetention",
+                            f"event day {item.time.date()} is older than the {consumer.retention_days}-day "
+                            "deduplication window; it cannot be told apart from a replay",
+                        ),
+                    )
+                )
+            emits: list[Emit] = []
+            if consumer.answer_invalid is not None:
+                for _, item in parsed:
+                    if isinstance(item, Rejected) and item.event is not None:
+                        cause = Cause(item.event.id, item.event.time, item.event.id)
+                        emits.extend(
+                            _with_cause(e, cause) for e in consumer.answer_invalid(item.event, item)
+                        )
+            if consumer.handle is not None:
+                for item in fresh:
+                    emitted, rejected = await self._handle_one(conn, item)
+                    emits.extend(emitted)
+                    if rejected is not None:
+                        dead.append(self._dead_row(by_id[id(item)], rejected))
+            elif fresh:
+                assert consumer.handle_batch is not None
+                result = await consumer.handle_batch(conn, fresh)
+                emits.extend(result.emits)
+                for item, rejected in result.rejected:
+                    log.warning(
+                        "dead-lettered",
+                        consumer=consumer.name,
+                        event_id=item.id,
+                        event_type=item.type,
+                        key=item.key,
+                        reason=rejected.error_class,
+                        detail=rejected.message,
+                    )
+                    dead.append(self._dead_row(by_id[id(item)], rejected))
+            rows = outbox.emitted_rows(consumer.service, emits) + dead
+            await outbox.append(conn, consumer.service, rows)
+            if valid:
+                await conn.execute(SQL.advance_clock, consumer.service, max(v.time for v in valid))
+
+    async def _handle_one(
+        self, conn: asyncpg.Connection, item: Received
+    ) -> tuple[list[Emit], Rejected | None]:
+        assert self.consumer.handle is not None
+        bound = structlog.contextvars.bound_contextvars(
+            event_id=item.id, event_type=item.type, key=item.key
+        )
+        with bound:
+            try:
+                async with conn.transaction():  # a savepoint: a poison event undoes only itself
+                    emitted = await self.consumer.handle(conn, item)
+            except Unprocessable as error:
+                log.warning("dead-lettered", consumer=self.consumer.name, reason=str(error))
+                return [], Rejected("Unprocessable", str(error))
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                log.exception(
+                    "handler failed; dead-lettering the event", consumer=self.consumer.name
+                )
+                return [], Rejected(type(error).__name__, str(error) or repr(error))
+            log.info("applied", consumer=self.consumer.name, emitted=[e.type for e in emitted])
+        cause = Cause.of(item)
+        return [e if e.cause is not None else _with_cause(e, cause) for e in emitted], None
+
+    async def _claim(
+        self, conn: asyncpg.Connection, valid: list[Received]
+    ) -> tuple[list[Received], list[Received]]:
+        """Record the batch's ids in the inbox; return (not seen before, too old to judge)."""
+        if not valid:
+            return [], []
+        expired: list[Received] = []
+        if self.consumer.inbox == "keep":
+            rows = await conn.fetch(SQL.claim, self.consumer.name, [v.id for v in valid])
+        else:
+            horizon = await self._retention_horizon(conn)
+            judged = [v for v in valid if horizon is None or v.time.date() >= horizon]
+            expired = [v for v in valid if horizon is not None and v.time.date() < horizon]
+            rows = await conn.fetch(
+                SQL.claim_daily,
+                self.consumer.name,
+                [v.time.date() for v in judged],
+                [v.id for v in judged],
+            )
+        claimed = {row["event_id"] for row in rows}
+        fresh: list[Received] = []
+        for item in valid:
+            # The first occurrence in the batch wins; a duplicate inside the batch is dropped.
+            if item.id in claimed:
+                claimed.discard(item.id)
+                fresh.append(item)
+        return fresh, expired
+
+    async def _retention_horizon(self, conn: asyncpg.Connection) -> date | None:
+        watermark: datetime | None = await conn.fetchval(SQL.read_clock, self.consumer.service)
+        if watermark is None:
+            return None
+        return watermark.date() - timedelta(days=self.consumer.retention_days)
+
+    async def _ensure_day_partitions(self, valid: list[Received]) -> None:
+        days = {v.time.date() for v in valid}
+        missing = {d for d in days if partition_name(d) not in self._known_partitions}
+        if not missing:
+            return
+        async with self.pool.acquire() as conn:
+            self._known_partitions.update(r["name"] for r in await conn.fetch(SQL.daily_partitions))
+            for day in sorted(
+                d for d in missing if partition_name(d) not in self._known_partitions
+            ):
+                await create_day_partition(conn, day)
+                self._known_partitions.add(partition_name(day))
+
+    def _dead_row(self, record: Record, rejected: Rejected) -> outbox.OutboxRow:
+        return outbox.dead_letter_row(
+            topic=record.topic,
+            key=record.key,
+            value=record.value,
+            headers=list(record.headers or ()),
+            consumer=self.consumer.name,
+            error_class=rejected.error_class,
+            message=rejected.message,
+            partition=record.partition,
+            offset=record.offset,
+        )
+
+
+def _with_cause(emit: Emit, cause: Cause) -> Emit:
+    return Emit(
+        topic=emit.topic,
+        key=emit.key,
+        type=emit.type,
+        data=emit.data,
+        subject=emit.subject,
+        discriminator=emit.discriminator,
+        cause=cause,
+    )
+
+
+def partition_name(day: date) -> str:
+    return f"inbox_daily_{day:%Y%m%d}"
+
+
+async def create_day_partition(conn: asyncpg.Connection, day: date) -> None:
+    """Create the inbox partition of one UTC day; harmless when it exists."""
+    nxt = day + timedelta(days=1)
+    try:
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF inbox_daily "
+            f"FOR VALUES FROM ('{day.isoformat()}') TO ('{nxt.isoformat()}')"
+        )
+    except asyncpg.DuplicateTableError:
+        pass  # another replica created it between our check and our CREATE
+
+
+async def drop_expired_day_partitions(conn: asyncpg.Connection, before: date) -> list[str]:
+    """Drop whole inbox partitions of days before `before`: retention in bulk, not by row."""
+    dropped = []
+    for row in await conn.fetch(SQL.daily_partitions):
+        name: str = row["name"]
+        day = datetime.strptime(name.removeprefix("inbox_daily_"), "%Y%m%d").date()
+        if day < before:
+            await conn.execute(f"DROP TABLE IF EXISTS {name}")
+            dropped.append(name)
+    return dropped

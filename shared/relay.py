@@ -1,0 +1,109 @@
+"""The outbox relay: publishes outbox rows with their keys, in order, then forgets them.
+
+One relay per service leads at a time (a session advisory lock on its own connection);
+other replicas stand by and take over when the leader's connection goes. Order per key holds
+because the leader reads rows in commit order (`txid`, then `position`) and one producer
+sends them in that order. Delivery is at least once: a crash between publishing and
+forgetting re-publishes the same event ids, which consumers' inboxes absorb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from shared.sql import load_statements
+
+log = structlog.get_logger(__name__)
+SQL = load_statements("shared", "outbox.sql")
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        relay: str,
+        dsn: str,
+        producer_factory: Callable[[], AIOKafkaProducer],
+        poll_seconds: float = 1.0,
+        batch_size: int = 1000,
+    ) -> None:
+        self.relay = relay
+        self._dsn = dsn
+        self._producer_factory = producer_factory
+        self._poll_seconds = poll_seconds
+        self._batch_size = batch_size
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.published = 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Lead (or wait to lead) and publish until stopped; reconnects on any failure."""
+        producer = self._producer_factory()
+        await producer.start()
+        try:
+            delay = 0.2
+            while not self._stopping.is_set():
+                try:
+                    await self._lead(producer)
+                    delay = 0.2
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    log.warning("outbox relay interrupted", relay=self.relay, error=repr(error))
+                    await self._sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            await producer.stop()
+
+    async def _lead(self, producer: AIOKafkaProducer) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
+        try:
+            while not await conn.fetchval(SQL.try_lead, self.relay):
+                if self._stopping.is_set():
+                    return
+                await self._sleep(self._poll_seconds * 2)
+            log.info("outbox relay leading", relay=self.relay)
+            await conn.add_listener("ipfleet_outbox", lambda *_: self._wake.set())
+            while not self._stopping.is_set():
+                self._wake.clear()
+                sent = await self._publish_batch(conn, producer)
+                if sent < self._batch_size:
+                    await self._sleep(self._poll_seconds)
+        finally:
+            await conn.close(timeout=2)
+
+    async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+        rows = await conn.fetch(SQL.next_batch, self.relay, self._batch_size)
+        if not rows:
+            return 0
+        pending = []
+        for row in rows:
+            headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
+            pending.append(
+                await producer.send(
+                    row["topic"],
+                    value=bytes(row["value"]),
+                    key=row["key"].encode() if row["key"] is not None else None,
+                    headers=headers,
+                )
+            )
+        await asyncio.gather(*pending)
+        await conn.execute(SQL.forget, [row["position"] for row in rows])
+        self.published += len(rows)
+        return len(rows)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
