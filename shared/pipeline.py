@@ -320,7 +320,7 @@ class Pipeline:
 
     def _dead_row(self, record: Record, rejected: Rejected) -> outbox.OutboxRow:
         return outbox.dead_letter_row(
-            topic=record.topic,
+            topic=self.consumer.topic,  # the contract name: the relay adds any topic prefix
             key=record.key,
             value=record.value,
             headers=list(record.headers or ()),

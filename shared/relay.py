@@ -32,7 +32,9 @@ class OutboxRelay:
         producer_factory: Callable[[], AIOKafkaProducer],
         poll_seconds: float = 1.0,
         batch_size: int = 1000,
+        topic_prefix: str = "",
     ) -> None:
+        self._topic_prefix = topic_prefix
         self.relay = relay
         self._dsn = dsn
         self._producer_factory = producer_factory
@@ -91,7 +93,7 @@ class OutboxRelay:
             headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
             pending.append(
                 await producer.send(
-                    row["topic"],
+                    self._topic_prefix + row["topic"],
                     value=bytes(row["value"]),
                     key=row["key"].encode() if row["key"] is not None else None,
                     headers=headers,

@@ -67,8 +67,8 @@ def register(
     broker: KafkaBroker, consumer: Consumer, pipeline: Pipeline, settings: Settings
 ) -> None:
     subscriber = broker.subscriber(
-        consumer.topic,
-        group_id=group_id(consumer.service, consumer.topic),
+        settings.kafka_topic_prefix + consumer.topic,
+        group_id=settings.kafka_topic_prefix + group_id(consumer.service, consumer.topic),
         batch=True,
         max_records=settings.batch_max_records,
         batch_timeout_ms=settings.batch_timeout_ms,
@@ -116,7 +116,9 @@ class Fleet:
             topics = [c.topic for s in self.services for c in s.consumers]
             topics += [dead_letter(t) for t in topics]
             topics += [t for s in self.services for t, _ in s.publishes]
-            await ensure_topics(settings, self.bootstrap, topics)
+            await ensure_topics(
+                settings, self.bootstrap, [settings.kafka_topic_prefix + t for t in topics]
+            )
         for service in self.services:
             if service.on_start is not None:
                 await service.on_start(self.pool, settings)
@@ -136,6 +138,7 @@ class Fleet:
                     settings, self.bootstrap, client_id=f"ipfleet-{n}-relay"
                 ),
                 poll_seconds=settings.outbox_poll_seconds,
+                topic_prefix=settings.kafka_topic_prefix,
             )
             self.relays.append(relay)
             self._tasks.append(asyncio.create_task(relay.run(), name=f"relay:{service.name}"))

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(
         default=1, ge=1, validation_alias="KAFKA_REPLICATION_FACTOR"
     )
+    kafka_topic_prefix: str = Field(
+        default="",
+        validation_alias="KAFKA_TOPIC_PREFIX",
+        description="Prepended to every topic name on the wire (shared clusters, test isolation).",
+    )
     kafka_create_topics: bool = Field(default=True, validation_alias="KAFKA_CREATE_TOPICS")
 
     log_format: Literal["auto", "json", "pretty"] = Field(
