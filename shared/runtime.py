@@ -75,7 +75,7 @@ def register(
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         decoder=_no_decode,
-        title=f"{consumer.service}: {consumer.topic}",
+        title=group_id(consumer.service, consumer.topic),
         description=f"{consumer.service} applies {', '.join(sorted(consumer.types))}",
     )
 

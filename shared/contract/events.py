@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
 Plan = Literal["free", "pro", "max", "enterprise"]
 Region = Literal["global", "eu"]
@@ -37,8 +36,14 @@ def _ip_address(value: str) -> str:
 
 AccountId = Annotated[str, Field(min_length=1, max_length=128)]
 PoolName = Annotated[str, Field(min_length=1, max_length=64)]
-Hostname = Annotated[str, AfterValidator(_hostname)]
-IpAddress = Annotated[str, AfterValidator(_ip_address)]
+Hostname = Annotated[
+    str, AfterValidator(_hostname), WithJsonSchema({"type": "string", "format": "hostname"})
+]
+IpAddress = Annotated[
+    str,
+    AfterValidator(_ip_address),
+    WithJsonSchema({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
+]
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -125,9 +130,10 @@ class DynamicPoolThresholdsIn(EventData):
 class DynamicPoolsConfigure(AccountScoped):
     enabled: bool
     thresholds: DynamicPoolThresholdsIn | None = None
-    good_reputation: list[str] = Field(default_factory=list)
-    poor_reputation: list[str] = Field(default_factory=list)
-    new_senders: list[str] = Field(default_factory=list)
+    # Required, as in the contract: an empty list says "no IPs" on purpose.
+    good_reputation: list[str]
+    poor_reputation: list[str]
+    new_senders: list[str]
 
 
 class DomainEnroll(AccountScoped):
@@ -208,7 +214,7 @@ class WarmupView(EventData):
     daily_limit: int = -1
     hourly_limit: int = -1
     sent_today: int = 0
-    started_at: datetime | None = None
+    started_at: AwareDatetime | None = None
     hold_reason: str | None = None
     days: list[WarmupDay] = Field(default_factory=list)
 
