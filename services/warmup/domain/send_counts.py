@@ -1,0 +1,203 @@
+"""Counting sends: per IP, UTC day, UTC hour and outcome.
+
+`tally` turns a batch of (already deduplicated) sends into counter increments; adding
+increments is commutative and associative, so any order and any batch split give the same
+counters. `SendCounters` is one IP's counters as the rules read them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from typing import Literal
+
+from services.warmup.domain.event_time import as_utc, hour_of, hour_start
+
+Outcome = Literal["delivered", "deferred", "bounced", "complained", "dropped"]
+OUTCOMES: tuple[Outcome, ...] = ("delivered", "deferred", "bounced", "complained", "dropped")
+
+# (ip address, UTC date, UTC hour 0..23, outcome): the natural key of a counter row.
+TallyKey = tuple[str, date, int, Outcome]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """One `send.recorded` event as counting sees it."""
+
+    ip: str
+    occurred_at: datetime
+    outcome: Outcome
+
+
+def tally(sends: Iterable[Send]) -> dict[TallyKey, int]:
+    """Count sends by (ip, UTC date, UTC hour, outcome).
+
+    The input must already be deduplicated by event id; the result is an increment to add
+    to the stored counters (see `merge_tallies`).
+    """
+    counts: Counter[TallyKey] = Counter()
+    for send in sends:
+        if send.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {send.outcome!r}")
+        at = as_utc(send.occurred_at)
+        counts[(send.ip, at.date(), at.hour, send.outcome)] += 1
+    return dict(counts)
+
+
+def merge_tallies(*tallies: Mapping[TallyKey, int]) -> dict[TallyKey, int]:
+    """Add tallies together, as the counter store does with `+=` upserts."""
+    total: Counter[TallyKey] = Counter()
+    for one in tallies:
+        total.update(one)
+    return dict(total)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeCounts:
+    """How many sends ended in each outcome, over some window."""
+
+    delivered: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    complained: int = 0
+    dropped: int = 0
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int]) -> OutcomeCounts:
+        unknown = set(counts) - set(OUTCOMES)
+        if unknown:
+            raise ValueError(f"unknown outcomes {sorted(unknown)}")
+        return cls(**{name: int(counts.get(name, 0)) for name in OUTCOMES})
+
+    def __add__(self, other: OutcomeCounts) -> OutcomeCounts:
+        return OutcomeCounts(
+            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(self))
+        )
+
+    @property
+    def sent(self) -> int:
+        """Messages that left the IP: every outcome but `dropped`, which never reached a
+        mailbox provider. This is what daily and hourly limits count."""
+        return self.delivered + self.deferred + self.bounced + self.complained
+
+    @property
+    def accepted(self) -> int:
+        """Messages a mailbox provider accepted: `complained` mail was delivered first."""
+        return self.delivered + self.complained
+
+    @property
+    def bounce_rate(self) -> float:
+        """Bounces over sent messages (0 when nothing was sent)."""
+        return self.bounced / self.sent if self.sent else 0.0
+
+    @property
+    def complaint_rate(self) -> float:
+        """Complaints over accepted messages, as Gmail measures spam rate (0 with no data)."""
+        return self.complained / self.accepted if self.accepted else 0.0
+
+
+ZERO = OutcomeCounts()
+
+
+class SendCounters:
+    """One IP's counters, keyed by the start of each UTC hour.
+
+    Built from a tally (`from_tally`) or from stored rows (`from_rows`). Immutable: `merge`
+    returns a new value. Hours with no sends are simply absent.
+    """
+
+    __slots__ = ("_hours",)
+
+    def __init__(self, hours: Mapping[datetime, OutcomeCounts] | None = None) -> None:
+        self._hours: dict[datetime, OutcomeCounts] = {}
+        for start, counts in (hours or {}).items():
+            key = hour_start(start)
+            self._hours[key] = self._hours.get(key, ZERO) + counts
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[date, int, str, int]]) -> SendCounters:
+        """From (UTC date, hour, outcome, count) rows, e.g. a `SELECT` of the counter table."""
+        per_hour: dict[datetime, Counter[str]] = {}
+        for day, hour, outcome, count in rows:
+            per_hour.setdefault(hour_of(day, hour), Counter())[outcome] += count
+        return cls({start: OutcomeCounts.of(c) for start, c in per_hour.items()})
+
+    @classmethod
+    def from_tally(cls, counts: Mapping[TallyKey, int], ip: str) -> SendCounters:
+        """The counters of one IP out of a tally of many."""
+        return cls.from_rows(
+            (day, hour, outcome, n)
+            for (addr, day, hour, outcome), n in counts.items()
+            if addr == ip
+        )
+
+    def merge(self, other: SendCounters) -> SendCounters:
+        merged = dict(self._hours)
+        for start, counts in other._hours.items():
+            merged[start] = merged.get(start, ZERO) + counts
+        return SendCounters(merged)
+
+    def hour(self, start: datetime) -> OutcomeCounts:
+        """The counts of the UTC hour that contains `start`."""
+        return self._hours.get(hour_start(start), ZERO)
+
+    def between(self, start: datetime, end: datetime) -> OutcomeCounts:
+        """Total over whole hours in [start, end)."""
+        first, stop = hour_start(start), as_utc(end)
+        total = ZERO
+        for at, counts in self._hours.items():
+            if first <= at < stop:
+                total = total + counts
+        return total
+
+    def day(self, day: date) -> OutcomeCounts:
+        """Total over one UTC day."""
+        total = ZERO
+        for at, counts in self._hours.items():
+            if at.date() == day:
+                total = total + counts
+        return total
+
+    def dates(self, first: date, last: date) -> OutcomeCounts:
+        """Total over the UTC days first..last, both included."""
+        total = ZERO
+        for at, counts in self._hours.items():
+            if first <= at.date() <= last:
+                total = total + counts
+        return total
+
+    def next_hour_with_sends(self, after: datetime) -> datetime | None:
+        """The earliest hour at or after `after` in which the IP sent something."""
+        floor = hour_start(after)
+        later = [at for at, c in self._hours.items() if at >= floor and c.sent > 0]
+        return min(later) if later else None
+
+    def __iter__(self) -> Iterator[tuple[datetime, OutcomeCounts]]:
+        return iter(sorted(self._hours.items()))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SendCounters):
+            return NotImplemented
+        strip = {k: v for k, v in self._hours.items() if v != ZERO}
+        return strip == {k: v for k, v in other._hours.items() if v != ZERO}
+
+    def __hash__(self) -> int:
+        return hash(frozenset((k, v) for k, v in self._hours.items() if v != ZERO))
+
+    def __repr__(self) -> str:
+        return f"SendCounters({len(self._hours)} hours)"
+
+
+__all__ = [
+    "OUTCOMES",
+    "ZERO",
+    "Outcome",
+    "OutcomeCounts",
+    "Send",
+    "SendCounters",
+    "TallyKey",
+    "merge_tallies",
+    "tally",
+]

@@ -1,0 +1,102 @@
+"""The IP's warm-up as the wire shows it: the `warmup` object of every `ip.state_changed`.
+
+    progress = completed schedule days / schedule length
+             = (day - 1) / N while warming or suspended, 1.0 once active, 0.0 before the start
+
+A day is completed when it has been earned (or, in calendar mode, has elapsed); reaching an
+unlimited last day completes it at once, so standard-14 reads 12/14 on day 13 and 1.0 as
+soon as day 13 is earned (its day 14 is unlimited). Seed 000's table counts the current day
+as done (day 7 = 50%); we count only days actually completed (day 7 = 6/14 = 43%).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from services.warmup.domain.event_time import as_utc, iso
+from services.warmup.domain.schedules import UNLIMITED, Schedule
+from services.warmup.domain.send_counts import SendCounters
+from services.warmup.domain.state import WarmupState, WarmupStatus
+
+# The warm-up status vocabulary of the view (shared.contract.events.WarmupView) and the IP
+# status each one shows on the wire (the contract's Statuses section).
+_VIEW_STATUS: dict[WarmupStatus, Literal["not_started", "warming", "suspended", "completed"]] = {
+    "not_started": "not_started",
+    "warming": "warming",
+    "suspended": "suspended",
+    "active": "completed",
+}
+_IP_STATUS: dict[WarmupStatus, Literal["provisioning", "warming", "suspended", "active"]] = {
+    "not_started": "provisioning",
+    "warming": "warming",
+    "suspended": "suspended",
+    "active": "active",
+}
+
+
+def ip_status(state: WarmupState) -> Literal["provisioning", "warming", "suspended", "active"]:
+    """The IP `status` this warm-up state shows on the wire (before cooldown/release)."""
+    return _IP_STATUS[state.status]
+
+
+def progress(state: WarmupState, schedule: Schedule | None) -> float:
+    """Share of the schedule's days completed, 0..1 (see the module docstring)."""
+    if state.status == "active":
+        return 1.0
+    if state.status == "not_started" or schedule is None:
+        return 0.0
+    return round((state.day - 1) / schedule.length, 4)
+
+
+def warmup_view(
+    state: WarmupState,
+    schedule: Schedule | None,
+    counters: SendCounters,
+    now: datetime,
+) -> dict[str, Any]:
+    """The contract's `warmup` object, JSON-ready.
+
+    Fields: `schedule`, `mode`, `day`, `progress`, `daily_limit` and `hourly_limit` (-1
+    unlimited, 0 while suspended), `sent_today` (sent on the UTC day of `now`, dropped
+    excluded), `started_at`, `hold_reason`, `days` [{`day`, `limit`, `sent`, `done`}];
+    beyond the contract: `status` (not_started / warming / suspended / completed) and
+    `suspended_until`. `schedule` is the IP's schedule (None before the start is fine).
+    """
+    if schedule is not None:
+        state.require(schedule)
+    started = state.status != "not_started"
+    sent_today = counters.day(as_utc(now).date()).sent
+    daily, hourly = state.limits(schedule) if started and schedule else (UNLIMITED, UNLIMITED)
+    return {
+        "status": _VIEW_STATUS[state.status],
+        "schedule": state.schedule if started else None,
+        "mode": state.mode if started else None,
+        "day": state.day if started else None,
+        "progress": progress(state, schedule),
+        "daily_limit": daily,
+        "hourly_limit": hourly,
+        "sent_today": sent_today,
+        "started_at": iso(state.started_at) if state.started_at else None,
+        "hold_reason": state.hold_reason,
+        "suspended_until": iso(state.suspended_until) if state.suspended_until else None,
+        "days": _days(state, schedule, sent_today) if schedule else [],
+    }
+
+
+def _days(state: WarmupState, schedule: Schedule, sent_today: int) -> list[dict[str, Any]]:
+    judged = {record.day: record.sent for record in state.history}
+    in_progress = state.status in ("warming", "suspended")
+    days = []
+    for entry in schedule.days:
+        current = in_progress and entry.day == state.day
+        done = state.status == "active" or (in_progress and entry.day < state.day)
+        days.append(
+            {
+                "day": entry.day,
+                "limit": entry.daily_limit,
+                "sent": sent_today if current else judged.get(entry.day, 0),
+                "done": done,
+            }
+        )
+    return days

@@ -1,0 +1,114 @@
+"""Counting sends by IP, UTC day, UTC hour and outcome."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import get_args
+
+import pytest
+
+from services.warmup.domain.send_counts import (
+    OUTCOMES,
+    ZERO,
+    OutcomeCounts,
+    Send,
+    SendCounters,
+    merge_tallies,
+    tally,
+)
+from shared.contract.events import Outcome as ContractOutcome
+
+IP = "198.51.100.7"
+OTHER = "198.51.100.8"
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
+
+
+def test_outcomes_are_the_contracts() -> None:
+    assert set(OUTCOMES) == set(get_args(ContractOutcome))
+
+
+def test_tally_buckets_by_ip_utc_day_hour_and_outcome() -> None:
+    plus_five = timezone(timedelta(hours=5))
+    sends = [
+        Send(IP, at(23, 10, 5), "delivered"),
+        Send(IP, at(23, 10, 59), "delivered"),
+        Send(IP, at(23, 11, 0), "bounced"),
+        Send(OTHER, at(23, 10, 1), "complained"),
+        # 02:30 at +05:00 is 21:30 UTC the day before.
+        Send(IP, datetime(2026, 11, 24, 2, 30, tzinfo=plus_five), "dropped"),
+    ]
+    assert tally(sends) == {
+        (IP, date(2026, 11, 23), 10, "delivered"): 2,
+        (IP, date(2026, 11, 23), 11, "bounced"): 1,
+        (OTHER, date(2026, 11, 23), 10, "complained"): 1,
+        (IP, date(2026, 11, 23), 21, "dropped"): 1,
+    }
+
+
+def test_tally_refuses_naive_times_and_unknown_outcomes() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        tally([Send(IP, datetime(2026, 11, 23, 10), "delivered")])
+    with pytest.raises(ValueError, match="unknown outcome"):
+        tally([Send(IP, at(23, 10), "opened")])  # type: ignore[arg-type]
+
+
+def test_merging_tallies_adds_them() -> None:
+    a = tally([Send(IP, at(23, 10), "delivered")])
+    b = tally([Send(IP, at(23, 10), "delivered"), Send(IP, at(23, 12), "deferred")])
+    assert merge_tallies(a, b) == {
+        (IP, date(2026, 11, 23), 10, "delivered"): 2,
+        (IP, date(2026, 11, 23), 12, "deferred"): 1,
+    }
+
+
+def test_outcome_counts_measures() -> None:
+    counts = OutcomeCounts(delivered=900, deferred=40, bounced=50, complained=10, dropped=500)
+    assert counts.sent == 1000  # dropped never left the IP
+    assert counts.accepted == 910  # complained mail was delivered first
+    assert counts.bounce_rate == pytest.approx(0.05)
+    assert counts.complaint_rate == pytest.approx(10 / 910)
+    assert counts + counts == OutcomeCounts(1800, 80, 100, 20, 1000)
+    assert ZERO.bounce_rate == 0.0 and ZERO.complaint_rate == 0.0
+    assert OutcomeCounts.of({"delivered": 3}) == OutcomeCounts(delivered=3)
+    with pytest.raises(ValueError):
+        OutcomeCounts.of({"opened": 1})
+
+
+def test_send_counters_read_one_ip_by_hour_day_and_window() -> None:
+    counts = tally(
+        [
+            Send(IP, at(23, 10), "delivered"),
+            Send(IP, at(23, 10, 30), "bounced"),
+            Send(IP, at(23, 23, 59), "delivered"),
+            Send(IP, at(24, 0, 0), "complained"),
+            Send(OTHER, at(23, 10), "delivered"),
+        ]
+    )
+    counters = SendCounters.from_tally(counts, IP)
+    assert counters.hour(at(23, 10, 45)) == OutcomeCounts(delivered=1, bounced=1)
+    assert counters.day(date(2026, 11, 23)) == OutcomeCounts(delivered=2, bounced=1)
+    assert counters.between(at(23, 11), at(24, 1)) == OutcomeCounts(delivered=1, complained=1)
+    assert counters.dates(date(2026, 11, 23), date(2026, 11, 24)).sent == 4
+    assert counters.next_hour_with_sends(at(23, 11)) == at(23, 23)
+    assert counters.next_hour_with_sends(at(24, 1)) is None
+
+
+def test_send_counters_from_rows_equal_from_tally_and_merge_adds() -> None:
+    rows = [(date(2026, 11, 23), 10, "delivered", 2), (date(2026, 11, 23), 10, "bounced", 1)]
+    from_rows = SendCounters.from_rows(rows)
+    from_tally = SendCounters.from_tally(
+        tally(
+            [
+                Send(IP, at(23, 10), "delivered"),
+                Send(IP, at(23, 10, 1), "delivered"),
+                Send(IP, at(23, 10, 2), "bounced"),
+            ]
+        ),
+        IP,
+    )
+    assert from_rows == from_tally
+    assert from_rows.merge(from_rows).hour(at(23, 10)) == OutcomeCounts(delivered=4, bounced=2)
+    assert from_rows != SendCounters()
