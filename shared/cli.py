@@ -60,7 +60,9 @@ def migrate() -> None:
 
     settings = get_settings()
     applied = _run(apply(_database_url(settings)))
-    typer.echo(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    typer.echo(
+        f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "")
+    )
 
 
 @app.command()
@@ -86,7 +88,9 @@ async def _run_services(names: list[str], settings: Settings, dsn: str, bootstra
 
 @app.command()
 def dev(
-    demo: Annotated[bool, typer.Option(help="Publish sample ip.requested events and print results.")] = False,
+    demo: Annotated[
+        bool, typer.Option(help="Publish sample ip.requested events and print results.")
+    ] = False,
 ) -> None:
     """Everything on the embedded defaults: Postgres, a Kafka-compatible broker, migrations,
     all services. Ctrl-C stops it all. DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS still win."""
@@ -96,10 +100,14 @@ def dev(
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     if not settings.inventory:
-        settings = settings.model_copy(update={"inventory": "global=198.51.100.0/24,eu=203.0.113.0/24"})
+        settings = settings.model_copy(
+            update={"inventory": "global=198.51.100.0/24,eu=203.0.113.0/24"}
+        )
     with ExitStack() as stack:
         typer.echo("starting Postgres and the Kafka-compatible broker...")
-        db = provide_postgres(settings.database_url.get_secret_value() if settings.database_url else None)
+        db = provide_postgres(
+            settings.database_url.get_secret_value() if settings.database_url else None
+        )
         stack.callback(db.close)
         kafka = provide_kafka(settings.kafka_bootstrap_servers)
         stack.callback(kafka.close)
@@ -139,7 +147,9 @@ def replay(
         datetime | None, typer.Option("--from", help="Reprocess from this time (ISO 8601, UTC)")
     ] = None,
     from_offset: Annotated[int | None, typer.Option(help="Reprocess from this offset")] = None,
-    force: Annotated[bool, typer.Option(help="Proceed although the group has live members")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Proceed although the group has live members")
+    ] = False,
 ) -> None:
     """Move a service's consumer group back on a topic so it reprocesses (nothing already
     applied changes: consumers deduplicate by event id)."""
@@ -150,8 +160,16 @@ def replay(
     when = from_.replace(tzinfo=UTC) if from_ is not None and from_.tzinfo is None else from_
     try:
         _run(
-            move(settings, _bootstrap(settings), topic=topic, service=group, from_time=when,
-                 from_offset=from_offset, force=force, progress=typer.echo)
+            move(
+                settings,
+                _bootstrap(settings),
+                topic=topic,
+                service=group,
+                from_time=when,
+                from_offset=from_offset,
+                force=force,
+                progress=typer.echo,
+            )
         )
     except (LiveMembers, ValueError) as error:
         raise _fail(str(error)) from error
@@ -252,8 +270,10 @@ def ip_list() -> None:
         finally:
             await conn.close()
 
-    typer.echo(f"{'IP_ID':<24} {'ACCOUNT':<16} {'ADDRESS':<16} {'STATUS':<12} {'DAY':>4} "
-               f"{'PROGRESS':>8} {'LIMIT':>9} {'SCORE':>5}")
+    typer.echo(
+        f"{'IP_ID':<24} {'ACCOUNT':<16} {'ADDRESS':<16} {'STATUS':<12} {'DAY':>4} "
+        f"{'PROGRESS':>8} {'LIMIT':>9} {'SCORE':>5}"
+    )
     for v in _run(read()):
         w = v.warmup
         limit = "unlim." if w.daily_limit < 0 else str(w.daily_limit)
@@ -276,14 +296,18 @@ def _reputation_commands() -> Any:
 
 
 @pool_app.command("list")
-def pool_list(account: Annotated[str | None, typer.Option(help="Only this account")] = None) -> None:
+def pool_list(
+    account: Annotated[str | None, typer.Option(help="Only this account")] = None,
+) -> None:
     """Named pools with their IPs."""
     commands = _reputation_commands()
     _run(commands.print_pools(_database_url(get_settings()), account, typer.echo))
 
 
 @domain_app.command("list")
-def domain_list(account: Annotated[str | None, typer.Option(help="Only this account")] = None) -> None:
+def domain_list(
+    account: Annotated[str | None, typer.Option(help="Only this account")] = None,
+) -> None:
     """The current dynamic pool of every enrolled domain."""
     commands = _reputation_commands()
     _run(commands.print_domains(_database_url(get_settings()), account, typer.echo))
@@ -298,8 +322,11 @@ def domain_history(
 ) -> None:
     """Every move of a domain between pools, with its reason and metrics."""
     commands = _reputation_commands()
-    _run(commands.print_history(_database_url(get_settings()), domain, since, until, band,
-                                typer.echo))
+    _run(
+        commands.print_history(
+            _database_url(get_settings()), domain, since, until, band, typer.echo
+        )
+    )
 
 
 def main() -> None:

@@ -59,7 +59,9 @@ class Seen:
 class Publisher:
     def __init__(self, settings: Settings, bootstrap: str, topic_prefix: str = "") -> None:
         self._producer = AIOKafkaProducer(
-            **client_options(settings, bootstrap), enable_idempotence=False, linger_ms=5,
+            **client_options(settings, bootstrap),
+            enable_idempotence=False,
+            linger_ms=5,
             max_batch_size=512 * 1024,
         )
         self._prefix = topic_prefix
@@ -112,7 +114,7 @@ class Follower:
                 found = self._consumer.partitions_for_topic(topic)
                 if found:
                     break
-                await self._consumer._client.force_metadata_update()  # noqa: SLF001
+                await self._consumer._client.force_metadata_update()
                 await asyncio.sleep(0.1)
             else:
                 raise TimeoutError(f"topic {topic} did not appear")

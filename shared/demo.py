@@ -12,7 +12,12 @@ from shared.contract import topics
 from shared.settings import Settings
 
 SAMPLE_REQUESTS: list[dict[str, Any]] = [
-    {"account_id": "acct_acme", "plan": "enterprise", "region": "global", "rdns": "mail1.acme.example"},
+    {
+        "account_id": "acct_acme",
+        "plan": "enterprise",
+        "region": "global",
+        "rdns": "mail1.acme.example",
+    },
     {"account_id": "acct_acme", "plan": "enterprise", "region": "eu", "pool": "marketing"},
     {"account_id": "acct_bolt", "plan": "max"},
     {"account_id": "acct_bolt", "plan": "max"},  # over the max plan's quota of 1
@@ -20,24 +25,34 @@ SAMPLE_REQUESTS: list[dict[str, Any]] = [
     {"account_id": "acct_oops", "plan": "platinum"},  # invalid: dead-lettered and answered
 ]
 
-WATCHED = [topics.IP_PROVISIONED, topics.IP_REQUEST_REJECTED, topics.IP_STATE_CHANGED,
-           topics.IP_REQUESTED + ".dlq"]
+WATCHED = [
+    topics.IP_PROVISIONED,
+    topics.IP_REQUEST_REJECTED,
+    topics.IP_STATE_CHANGED,
+    topics.IP_REQUESTED + ".dlq",
+]
 
 
 def describe(seen: Seen) -> str:
     if seen.topic.endswith(".dlq"):
-        return (f"[{seen.topic}] dead letter: {seen.headers.get('error.class')}: "
-                f"{seen.headers.get('error.message')}")
+        return (
+            f"[{seen.topic}] dead letter: {seen.headers.get('error.class')}: "
+            f"{seen.headers.get('error.message')}"
+        )
     event = seen.event
     data = event.get("data", {})
     if event["type"] == "ip.provisioned":
-        return (f"[{seen.topic}] {data['account_id']}: {data['ip_id']} = {data['address']} "
-                f"({data['region']}, status {data['status']})")
+        return (
+            f"[{seen.topic}] {data['account_id']}: {data['ip_id']} = {data['address']} "
+            f"({data['region']}, status {data['status']})"
+        )
     if event["type"] == "ip.request_rejected":
         return f"[{seen.topic}] {data['account_id']}: rejected, {data['reason']}: {data['message']}"
     warmup = data.get("warmup", {})
-    return (f"[{seen.topic}] {event['type']}: {data.get('ip_id')} status {data.get('status')}, "
-            f"warm-up day {warmup.get('day')} limit {warmup.get('daily_limit')}")
+    return (
+        f"[{seen.topic}] {event['type']}: {data.get('ip_id')} status {data.get('status')}, "
+        f"warm-up day {warmup.get('day')} limit {warmup.get('daily_limit')}"
+    )
 
 
 async def run_demo(settings: Settings, bootstrap: str) -> None:
@@ -45,14 +60,18 @@ async def run_demo(settings: Settings, bootstrap: str) -> None:
     async with Publisher(settings, bootstrap, prefix) as publisher:
         # Let the services create their topics and join their groups first.
         async with Follower(settings, bootstrap, WATCHED, prefix) as follower:
-            typer.secho(f"demo: publishing {len(SAMPLE_REQUESTS)} ip.requested events",
-                        fg=typer.colors.CYAN)
+            typer.secho(
+                f"demo: publishing {len(SAMPLE_REQUESTS)} ip.requested events", fg=typer.colors.CYAN
+            )
             for data in SAMPLE_REQUESTS:
-                await publisher.send(topics.IP_REQUESTED, cloud_event("ip.requested", data,
-                                                                      source="ipfleet-demo"),
-                                     key=data["account_id"])
-            typer.secho("demo: waiting for ipfleet's answers (Ctrl-C to stop)",
-                        fg=typer.colors.CYAN)
+                await publisher.send(
+                    topics.IP_REQUESTED,
+                    cloud_event("ip.requested", data, source="ipfleet-demo"),
+                    key=data["account_id"],
+                )
+            typer.secho(
+                "demo: waiting for ipfleet's answers (Ctrl-C to stop)", fg=typer.colors.CYAN
+            )
             while True:
                 for seen in await follower.poll(timeout_ms=500):
                     typer.secho(describe(seen), fg=typer.colors.GREEN)

@@ -118,9 +118,14 @@ async def ensure_topics(
         ]
         if wanted:
             try:
-                await admin.create_topics(wanted)
+                response = await admin.create_topics(wanted)
             except TopicAlreadyExistsError:
-                pass
+                return
+            # Errors come back per topic inside the response, not as exceptions.
+            for error in getattr(response, "topic_errors", ()):
+                name, code = error[0], error[1]
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise RuntimeError(f"could not create topic {name}: error code {code}")
             log.info("topics created", topics=[t.name for t in wanted])
     finally:
         await admin.close()

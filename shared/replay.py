@@ -74,12 +74,16 @@ async def replay(
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+        rebalance_timeout_ms=settings.kafka_max_poll_interval_ms,
     )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(wire_topic)
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(wire_topic)
         if not partitions:
             raise ValueError(f"topic {wire_topic} does not exist")
@@ -89,8 +93,13 @@ async def replay(
         loop = asyncio.get_running_loop()
         deadline = loop.time() + join_timeout
         while listener.assigned != everything and loop.time() < deadline:
-            # getmany drives the group protocol; we do not use what it returns.
-            await consumer.getmany(timeout_ms=200, max_records=1)
+            # The group protocol runs in the consumer's background task; wait for each new
+            # assignment until we hold every partition or time runs out.
+            listener.changed.clear()
+            try:
+                await asyncio.wait_for(listener.changed.wait(), deadline - loop.time())
+            except TimeoutError:
+                break
         mine = set(listener.assigned)
         if mine != everything:
             others = sorted(tp.partition for tp in everything - mine)
@@ -111,7 +120,9 @@ async def replay(
             )
             for tp in ordered:
                 hit = found.get(tp)
-                targets[tp] = hit.offset if hit is not None else ends[tp]
+                # Some brokers answer "nothing that late" with timestamp -1 instead of None.
+                late = hit is None or hit.timestamp < 0
+                targets[tp] = ends[tp] if late else hit.offset
         else:
             assert from_offset is not None
             for tp in ordered:
@@ -132,5 +143,25 @@ async def replay(
             f"will be reprocessed when {service} runs"
         )
         return moves
+    finally:
+        await consumer.stop()
+
+
+async def group_positions(
+    settings: Settings, bootstrap: str, *, topic: str, service: str
+) -> dict[int, tuple[int | None, int]]:
+    """Per partition: (committed offset of the service's group, end offset). Reads only."""
+    wire_topic = settings.kafka_topic_prefix + topic
+    consumer = AIOKafkaConsumer(
+        **client_options(settings, bootstrap),
+        group_id=settings.kafka_topic_prefix + group_id(service, topic),
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        partitions = sorted(consumer.partitions_for_topic(wire_topic) or ())
+        tps = [TopicPartition(wire_topic, p) for p in partitions]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        return {tp.partition: (await consumer.committed(tp), ends[tp]) for tp in tps}
     finally:
         await consumer.stop()

@@ -58,6 +58,15 @@ class Settings(BaseSettings):
         validation_alias="KAFKA_TOPIC_PREFIX",
         description="Prepended to every topic name on the wire (shared clusters, test isolation).",
     )
+    kafka_session_timeout_ms: int = Field(
+        default=10_000, ge=1000, validation_alias="KAFKA_SESSION_TIMEOUT_MS"
+    )
+    kafka_heartbeat_interval_ms: int = Field(
+        default=3_000, ge=50, validation_alias="KAFKA_HEARTBEAT_INTERVAL_MS"
+    )
+    kafka_max_poll_interval_ms: int = Field(
+        default=300_000, ge=10_000, validation_alias="KAFKA_MAX_POLL_INTERVAL_MS"
+    )
     kafka_create_topics: bool = Field(default=True, validation_alias="KAFKA_CREATE_TOPICS")
 
     log_format: Literal["auto", "json", "pretty"] = Field(
