@@ -102,7 +102,7 @@ class Follower:
             **client_options(settings, bootstrap),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=50,
+            fetch_max_wait_ms=10,
         )
         self.seen: list[Seen] = []
 

@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     kafka_max_poll_interval_ms: int = Field(
         default=300_000, ge=10_000, validation_alias="KAFKA_MAX_POLL_INTERVAL_MS"
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=0,
+        validation_alias="KAFKA_FETCH_MAX_WAIT_MS",
+        description="How long the broker may hold a fetch waiting for data; bounds the "
+        "latency an idle consumer adds to a new message.",
+    )
+    kafka_max_partition_fetch_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, validation_alias="KAFKA_MAX_PARTITION_FETCH_BYTES"
+    )
     kafka_create_topics: bool = Field(default=True, validation_alias="KAFKA_CREATE_TOPICS")
 
     log_format: Literal["auto", "json", "pretty"] = Field(

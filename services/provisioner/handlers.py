@@ -9,10 +9,10 @@ import asyncpg
 import structlog
 
 from services.provisioner import rules
+from shared import command_results
+from shared.command_results import RejectionReason, accepted
 from shared.contract import topics
 from shared.contract.events import (
-    CommandAccepted,
-    CommandRejected,
     IpProvisioned,
     IpRelease,
     IpRequested,
@@ -85,33 +85,8 @@ async def on_ip_requested(
     return [Emit(topics.IP_PROVISIONED, key=ip_id, type="ip.provisioned", data=provisioned)]
 
 
-def accepted(event: Received) -> Emit:
-    return Emit(
-        topics.IP_COMMAND_RESULTS,
-        key=event.data.account_id,
-        type="command.accepted",
-        data=CommandAccepted(
-            account_id=event.data.account_id, command_id=event.id, command_type=event.type
-        ),
-    )
-
-
-def rejected(event: Received, reason: str, message: str) -> list[Emit]:
-    log.info("command rejected", reason=reason, detail=message)
-    return [
-        Emit(
-            topics.IP_COMMAND_RESULTS,
-            key=event.data.account_id,
-            type="command.rejected",
-            data=CommandRejected(
-                account_id=event.data.account_id,
-                command_id=event.id,
-                command_type=event.type,
-                reason=reason,
-                message=message,
-            ),
-        )
-    ]
+def rejected(event: Received, reason: RejectionReason, message: str) -> list[Emit]:
+    return [command_results.rejected(event.data.account_id, event.id, event.type, reason, message)]
 
 
 async def _state_changed(conn: asyncpg.Connection, ip_id: str, event_type: str) -> Emit:
@@ -154,7 +129,7 @@ async def on_ip_update(
     if refusal is not None:
         return rejected(event, *refusal)
     if data.pool is None and data.rdns is None:
-        return rejected(event, "invalid_request", "ip.update names neither pool nor rdns")
+        return rejected(event, "invalid", "ip.update names neither pool nor rdns")
     await conn.execute(SQL.update_ip, data.ip_id, data.pool, data.rdns)
     return [accepted(event), await _state_changed(conn, data.ip_id, "ip.updated")]
 

@@ -6,6 +6,7 @@ import ipaddress
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
+from typing import Literal
 
 _IP_ID_NAMESPACE = uuid.UUID("0b6c1d1e-7f25-5c2a-8d43-3e5f6a7b8c9d")
 
@@ -35,12 +36,12 @@ def cooldown_ends(released_at: datetime, cooldown: timedelta) -> datetime:
     return released_at + cooldown
 
 
-def command_refusal(status: str, command: str) -> tuple[str, str] | None:
+def command_refusal(status: str, command: str) -> tuple[Literal["conflict"], str] | None:
     """Why an IP in `status` cannot take `command` (ip.release / ip.update), or None."""
     if status == "released":
-        return "invalid_state", f"the IP is released; {command} does not apply"
+        return "conflict", f"the IP is released; {command} does not apply"
     if status == "cooldown":
-        return "invalid_state", f"the IP is in cooldown before release; {command} does not apply"
+        return "conflict", f"the IP is in cooldown before release; {command} does not apply"
     return None
 
 

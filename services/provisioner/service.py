@@ -9,6 +9,7 @@ import asyncpg
 import structlog
 
 from services.provisioner import handlers, inventory
+from shared.command_results import answer_invalid_command
 from shared.contract import topics
 from shared.contract.envelope import CloudEvent
 from shared.contract.events import COMMANDS, IpRequested, IpRequestRejected
@@ -70,6 +71,7 @@ def build(settings: Settings) -> Service:
                         "ip.update": partial(handlers.on_ip_update, settings=settings),
                     }
                 ),
+                answer_invalid=answer_invalid_command,
             ),
         ],
         sweeps=[Sweep("release-after-cooldown", handlers.release_due)],

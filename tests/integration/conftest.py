@@ -81,6 +81,7 @@ def settings_for(topic_prefix: str) -> Callable[..., Settings]:
             # Short sessions: the embedded broker's first join takes about half of one.
             "KAFKA_SESSION_TIMEOUT_MS": 2000,
             "KAFKA_HEARTBEAT_INTERVAL_MS": 100,
+            "KAFKA_FETCH_MAX_WAIT_MS": 10,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -39,7 +39,7 @@ def test_cooldown_ends_a_period_after_the_release_in_event_time() -> None:
 @pytest.mark.parametrize("status", ["cooldown", "released"])
 def test_ips_on_their_way_out_take_no_commands(status: str) -> None:
     refusal = rules.command_refusal(status, "ip.update")
-    assert refusal is not None and refusal[0] == "invalid_state"
+    assert refusal is not None and refusal[0] == "conflict"
 
 
 @pytest.mark.parametrize("status", ["provisioning", "warming", "active", "suspended"])
@@ -51,7 +51,9 @@ def test_usable_hosts_skip_network_and_broadcast_addresses() -> None:
     hosts = list(rules.usable_hosts(ipaddress.ip_network("198.51.100.0/29")))
     assert hosts[0] == "198.51.100.1" and hosts[-1] == "198.51.100.6" and len(hosts) == 6
     assert list(rules.usable_hosts(ipaddress.ip_network("203.0.113.8/31"))) == [
-        "203.0.113.8", "203.0.113.9"]
+        "203.0.113.8",
+        "203.0.113.9",
+    ]
 
 
 def test_huge_ranges_are_refused() -> None:

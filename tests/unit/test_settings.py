@@ -6,7 +6,10 @@ from shared.settings import Settings, parse_inventory
 
 def test_inventory_pairs_parse_per_region() -> None:
     pairs = parse_inventory("global=198.51.100.0/24, eu=203.0.113.0/24")
-    assert [(r, str(n)) for r, n in pairs] == [("global", "198.51.100.0/24"), ("eu", "203.0.113.0/24")]
+    assert [(r, str(n)) for r, n in pairs] == [
+        ("global", "198.51.100.0/24"),
+        ("eu", "203.0.113.0/24"),
+    ]
 
 
 @pytest.mark.parametrize("raw", ["mars=198.51.100.0/24", "198.51.100.0/24", "eu=not-a-range"])
@@ -21,6 +24,9 @@ def test_default_quotas_follow_the_plans() -> None:
 
 
 def test_secrets_never_show_in_repr() -> None:
-    settings = Settings(_env_file=None, DATABASE_URL="postgresql://u:hunter2@db/x",  # type: ignore[call-arg]
-                        KAFKA_SASL_PASSWORD="s3cret")
+    settings = Settings(
+        _env_file=None,
+        DATABASE_URL="postgresql://u:hunter2@db/x",  # type: ignore[call-arg]
+        KAFKA_SASL_PASSWORD="s3cret",
+    )
     assert "hunter2" not in repr(settings) and "s3cret" not in repr(settings)
