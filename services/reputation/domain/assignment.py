@@ -311,3 +311,16 @@ def clear_override(state: DomainState) -> Change | Refusal:
         initiated_by="override",
     )
     return Change(after, move)
+
+
+def rename_pool_reference(state: DomainState, old: str, new: str) -> DomainState:
+    """The state once named pool `old` is renamed `new`: an override or replacement pool naming
+    it follows the rename. Not a move (the domain sends from the same IPs), so no record."""
+    update: dict[str, Any] = {}
+    if state.override_pool == old:
+        update["override_pool"] = new
+    if state.static_pool == old:
+        update["static_pool"] = new
+    if not update:
+        return state
+    return DomainState.model_validate({**state.model_dump(), **update})

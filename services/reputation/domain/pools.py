@@ -154,6 +154,30 @@ def release_ip(pools: AccountPools, ip_id: str) -> AccountPools:
     return AccountPools(pools=tuple(_without(pool, ip_id) for pool in pools.pools))
 
 
+def pool_for_new_ip(pools: AccountPools, requested: str | None) -> str | None:
+    """The named pool a newly provisioned IP joins: the one its request named, when the account
+    has it; the account's default pool when the request named none; otherwise none. A request
+    that names a pool the account does not have does not land in the default instead: the
+    requester asked for that pool, and a silent substitute would send mail from the wrong IPs."""
+    if requested is not None:
+        return requested if pools.get(requested) is not None else None
+    default = pools.default
+    return default.name if default is not None else None
+
+
+def check_pool_unused(name: str, domains: Sequence[str]) -> Refusal | None:
+    """Refusal (`conflict`) to delete pool `name` while `domains` send from it (pinned to it by
+    an override, or unenrolled into it): they would be left naming a pool that is gone."""
+    if not domains:
+        return None
+    shown = ", ".join(domains[:5]) + (f" and {len(domains) - 5} more" if len(domains) > 5 else "")
+    return Refusal(
+        "conflict",
+        f"pool {name!r} is the pool of domain(s) {shown}: "
+        "clear their override or unenroll them into another pool first",
+    )
+
+
 def check_pool_reference(pools: AccountPools, name: str) -> Refusal | None:
     """Refusal (`not_found`) unless `name` is a dynamic pool or one of the account's named pools:
     for `domain.override.set`'s pool and `domain.unenroll`'s replacement pool."""
@@ -177,6 +201,17 @@ class DynamicPoolIps(BaseModel):
             Band.POOR.pool: self.poor_reputation,
             Band.NEW.pool: self.new_senders,
         }
+
+    def pools_containing(self, ip_id: str) -> tuple[str, ...]:
+        return tuple(pool for pool, ips in self.by_pool().items() if ip_id in ips)
+
+    def without(self, ip_id: str) -> DynamicPoolIps:
+        """These pools once `ip_id` has left them (it was released)."""
+        return DynamicPoolIps(
+            good_reputation=tuple(i for i in self.good_reputation if i != ip_id),
+            poor_reputation=tuple(i for i in self.poor_reputation if i != ip_id),
+            new_senders=tuple(i for i in self.new_senders if i != ip_id),
+        )
 
 
 def check_dynamic_pools(
@@ -228,6 +263,20 @@ def check_dynamic_pools(
                 f"{', '.join(ips)} {'is' if len(ips) == 1 else 'are'} not active yet",
             )
     return proposed
+
+
+def check_can_disable(enrolled_domains: Sequence[str]) -> Refusal | None:
+    """Refusal (`conflict`) to turn dynamic pools off while domains are enrolled: they would be
+    judged into pools the account no longer runs. Unenrolling them first says where each goes."""
+    if not enrolled_domains:
+        return None
+    count = len(enrolled_domains)
+    shown = ", ".join(enrolled_domains[:5]) + (f" and {count - 5} more" if count > 5 else "")
+    return Refusal(
+        "conflict",
+        f"{count} domain(s) are enrolled in dynamic IP pools ({shown}): "
+        "unenroll them before disabling the feature",
+    )
 
 
 def _no_pool(name: str) -> Refusal:
