@@ -111,7 +111,10 @@ def dev(
         stack.callback(db.close)
         kafka = provide_kafka(settings.kafka_bootstrap_servers)
         stack.callback(kafka.close)
-        typer.echo(f"postgres: {db.kind}; kafka: {kafka.kind} at {kafka.bootstrap_servers}")
+        # The embedded server uses trust auth: its URL holds no secret, and an operator can
+        # point `ipfleet ip list` or `ipfleet replay` at it from another terminal.
+        where = f" at {db.url}" if db.kind == "embedded" else ""
+        typer.echo(f"postgres: {db.kind}{where}; kafka: {kafka.kind} at {kafka.bootstrap_servers}")
 
         async def main() -> None:
             await apply(db.url)

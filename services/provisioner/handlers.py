@@ -95,24 +95,23 @@ async def _state_changed(conn: asyncpg.Connection, ip_id: str, event_type: str) 
     return Emit(topics.IP_STATE_CHANGED, key=ip_id, type=event_type, data=view)
 
 
-async def _own_ip(conn: asyncpg.Connection, event: Received, ip_id: str) -> asyncpg.Record | None:
+async def _refuse_command(conn: asyncpg.Connection, event: Received) -> list[Emit] | None:
+    """Lock the command's IP; the rejection to answer when it may not take the command."""
+    ip_id = event.data.ip_id
     row = await conn.fetchrow(SQL.lock_ip, ip_id)
     # Another account's IP reads exactly like a missing one.
     if row is None or row["account_id"] != event.data.account_id:
-        return None
-    return row
+        return rejected(event, "not_found", f"no IP {ip_id} in this account")
+    refusal = rules.command_refusal(row["status"], event.type)
+    return rejected(event, *refusal) if refusal is not None else None
 
 
 async def on_ip_release(
     conn: asyncpg.Connection, event: Received, settings: Settings
 ) -> Sequence[Emit]:
     data: IpRelease = event.data
-    row = await _own_ip(conn, event, data.ip_id)
-    if row is None:
-        return rejected(event, "not_found", f"no IP {data.ip_id} in this account")
-    refusal = rules.command_refusal(row["status"], event.type)
-    if refusal is not None:
-        return rejected(event, *refusal)
+    if (refusal := await _refuse_command(conn, event)) is not None:
+        return refusal
     until = rules.cooldown_ends(event.time, settings.cooldown)
     await conn.execute(SQL.start_cooldown, data.ip_id, until, event.id)
     return [accepted(event), await _state_changed(conn, data.ip_id, "ip.cooldown_started")]
@@ -122,12 +121,8 @@ async def on_ip_update(
     conn: asyncpg.Connection, event: Received, settings: Settings
 ) -> Sequence[Emit]:
     data: IpUpdate = event.data
-    row = await _own_ip(conn, event, data.ip_id)
-    if row is None:
-        return rejected(event, "not_found", f"no IP {data.ip_id} in this account")
-    refusal = rules.command_refusal(row["status"], event.type)
-    if refusal is not None:
-        return rejected(event, *refusal)
+    if (refusal := await _refuse_command(conn, event)) is not None:
+        return refusal
     if data.pool is None and data.rdns is None:
         return rejected(event, "invalid", "ip.update names neither pool nor rdns")
     await conn.execute(SQL.update_ip, data.ip_id, data.pool, data.rdns)
