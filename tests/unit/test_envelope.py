@@ -23,15 +23,25 @@ def test_an_event_without_time_is_not_accepted() -> None:
 def test_naive_times_are_refused_because_event_time_must_be_unambiguous() -> None:
     with pytest.raises(ValidationError):
         CloudEvent.model_validate(
-            {"specversion": "1.0", "id": "x", "source": "s", "type": "t",
-             "time": "2026-11-23T10:00:00", "data": {}}
+            {
+                "specversion": "1.0",
+                "id": "x",
+                "source": "s",
+                "type": "t",
+                "time": "2026-11-23T10:00:00",
+                "data": {},
+            }
         )
 
 
 def test_built_events_carry_causation_and_round_trip() -> None:
     event = build_event(
-        event_id="e", source="ipfleet/provisioner", event_type="ip.provisioned",
-        time=datetime(2026, 11, 23, 10, tzinfo=UTC), subject="ip_1", data={"a": 1},
+        event_id="e",
+        source="ipfleet/provisioner",
+        event_type="ip.provisioned",
+        time=datetime(2026, 11, 23, 10, tzinfo=UTC),
+        subject="ip_1",
+        data={"a": 1},
         causation_id="cause",
     )
     again = CloudEvent.model_validate_json(event.to_json_bytes())

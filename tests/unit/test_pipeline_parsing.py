@@ -22,16 +22,29 @@ async def _noop(*_: object) -> list[object]:
     return []
 
 
-REQUESTS = Consumer(service="provisioner", topic="ip.requested",
-                    types={"ip.requested": IpRequested}, handle=_noop)
-COMMAND_CONSUMER = Consumer(service="provisioner", topic="ip.commands",
-                            types={"ip.release": IpRelease},
-                            others=frozenset(COMMANDS) - {"ip.release"}, handle=_noop)
+REQUESTS = Consumer(
+    service="provisioner", topic="ip.requested", types={"ip.requested": IpRequested}, handle=_noop
+)
+COMMAND_CONSUMER = Consumer(
+    service="provisioner",
+    topic="ip.commands",
+    types={"ip.release": IpRelease},
+    others=frozenset(COMMANDS) - {"ip.release"},
+    handle=_noop,
+)
 
 
 def event(kind: str = "ip.requested", **data: object) -> bytes:
-    return json.dumps({"specversion": "1.0", "id": "e1", "source": "t", "type": kind,
-                       "time": "2026-11-23T10:00:00Z", "data": data}).encode()
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": "e1",
+            "source": "t",
+            "type": kind,
+            "time": "2026-11-23T10:00:00Z",
+            "data": data,
+        }
+    ).encode()
 
 
 def test_a_valid_request_parses_with_typed_data_and_key() -> None:
@@ -66,12 +79,17 @@ def test_a_validation_failure_keeps_the_envelope_so_the_sender_can_be_answered()
 
 
 def test_a_command_for_another_service_is_skipped_not_dead_lettered() -> None:
-    mine = parse_record(FakeRecord(event("ip.release", account_id="a", ip_id="ip_1"),
-                                   topic="ip.commands"), COMMAND_CONSUMER)
-    theirs = parse_record(FakeRecord(event("pool.create", account_id="a", name="p"),
-                                     topic="ip.commands"), COMMAND_CONSUMER)
-    unknown = parse_record(FakeRecord(event("pool.explode", account_id="a"),
-                                      topic="ip.commands"), COMMAND_CONSUMER)
+    mine = parse_record(
+        FakeRecord(event("ip.release", account_id="a", ip_id="ip_1"), topic="ip.commands"),
+        COMMAND_CONSUMER,
+    )
+    theirs = parse_record(
+        FakeRecord(event("pool.create", account_id="a", name="p"), topic="ip.commands"),
+        COMMAND_CONSUMER,
+    )
+    unknown = parse_record(
+        FakeRecord(event("pool.explode", account_id="a"), topic="ip.commands"), COMMAND_CONSUMER
+    )
     assert isinstance(mine, Received)
     assert theirs is None
     assert isinstance(unknown, Rejected) and unknown.error_class == "UnknownEventType"
