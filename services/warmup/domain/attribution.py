@@ -1,0 +1,83 @@
+"""Whose send is it: attributing a batch of `send.recorded` events to the IPs they name.
+
+A send names an address and an account. It counts against the IP holding that address when
+the account owns the IP; a send on an address no IP of ours holds is counted as unknown (and
+reported); a send naming another account's IP is refused (the pipeline dead-letters it).
+The sends to count come out already tallied by (IP id, UTC day, UTC hour, outcome): the
+batch is walked once, with no object per send.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from services.warmup.domain.event_time import as_utc
+from services.warmup.domain.send_counts import TallyKey, count_send
+
+# (account_id, address, event time, outcome) of one deduplicated `send.recorded` event.
+RecordedSend = tuple[str, str, datetime, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The IP holding an address, and the account that owns it."""
+
+    ip_id: str
+    account_id: str
+
+
+@dataclass(slots=True)
+class UnknownSends:
+    """Sends on one address no IP of ours holds, over one UTC day."""
+
+    n: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(slots=True)
+class Attribution:
+    # The sends to count, tallied by (IP id, UTC day, UTC hour, outcome).
+    counted: Counter[TallyKey] = field(default_factory=Counter)
+    # Per IP id, the position in the batch of its latest send (by event time): the input
+    # named as the cause of what the batch decides for that IP.
+    latest: dict[str, int] = field(default_factory=dict)
+    unknown: dict[tuple[str, date], UnknownSends] = field(default_factory=dict)
+    # Positions of sends that name another account's IP.
+    foreign: list[int] = field(default_factory=list)
+
+
+def attribute(sends: Iterable[RecordedSend], owners: Mapping[str, Owner]) -> Attribution:
+    """Split a batch into sends to count (tallied per IP), unknown sends (per address and
+    UTC day) and sends naming another account's IP. `owners` maps each address to its IP."""
+    result = Attribution()
+    counted, latest = result.counted, result.latest
+    latest_at: dict[str, datetime] = {}
+    for position, (account_id, address, occurred_at, outcome) in enumerate(sends):
+        owner = owners.get(address)
+        if owner is None:
+            _unknown(result.unknown, address, occurred_at)
+        elif owner.account_id != account_id:
+            result.foreign.append(position)
+        else:
+            ip_id = owner.ip_id
+            count_send(counted, ip_id, occurred_at, outcome)
+            if ip_id not in latest_at or occurred_at >= latest_at[ip_id]:
+                latest_at[ip_id] = occurred_at
+                latest[ip_id] = position
+    return result
+
+
+def _unknown(unknown: dict[tuple[str, date], UnknownSends], address: str, at: datetime) -> None:
+    at = as_utc(at)
+    key = (address, at.date())
+    seen = unknown.get(key)
+    if seen is None:
+        unknown[key] = UnknownSends(1, at, at)
+    else:
+        seen.n += 1
+        seen.first_seen = min(seen.first_seen, at)
+        seen.last_seen = max(seen.last_seen, at)

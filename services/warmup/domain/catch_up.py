@@ -1,0 +1,94 @@
+"""Bringing one IP up to date: the decision the send.recorded batches and the close-days
+sweep both make, so that either one, whichever comes first, decides the same things; and
+the IP's view as `ip_warmup_views` and every `ip.state_changed` show it.
+
+    now   = latest event time seen - allowed lateness            (`decision_time`)
+    step  = sweep(state, schedule, rules, counters, now)         `catch_up`: closes hours, days
+    view  = warmup_view(step.state, schedule, counters, now)     `render`: the contract's
+    score = reputation_score(outcomes over the score window)       `warmup` and the score
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.warmup.domain.event_time import hour_of
+from services.warmup.domain.reputation import reputation_score
+from services.warmup.domain.rules import WarmupRules
+from services.warmup.domain.schedules import Schedule
+from services.warmup.domain.send_counts import OUTCOMES, OutcomeCounts, SendCounters, TallyKey
+from services.warmup.domain.state import Step, WarmupState
+from services.warmup.domain.sweep import sweep
+from services.warmup.domain.view import warmup_view
+
+# Why a stopped warm-up stopped, by the provisioner's event that stopped it.
+STOPPED = {
+    "ip.cooldown_started": "stopped: the IP is in cooldown before release",
+    "ip.released": "stopped: the IP is released",
+}
+
+
+def decision_time(latest: datetime, lateness: timedelta) -> datetime:
+    """The event time up to which hours and days may be judged: the latest event time seen,
+    less the allowed lateness (sends that late still count toward their hour)."""
+    return latest - lateness
+
+
+def catch_up(
+    state: WarmupState,
+    schedule: Schedule | None,
+    rules: WarmupRules,
+    counters: SendCounters,
+    now: datetime,
+    stopped_by: str | None = None,
+) -> Step:
+    """Close what `now` allows: nothing for a stopped warm-up, or one whose schedule is not
+    loaded. `counters` holds the IP's sends from `state.current_date` on."""
+    if schedule is None or stopped_by is not None:
+        return Step(state)
+    return sweep(state, schedule, rules, counters, now)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    view: dict[str, Any]  # the contract's `warmup` object, JSON-ready
+    score: int
+
+
+def render(
+    state: WarmupState,
+    schedule: Schedule | None,
+    counters: SendCounters,
+    window: OutcomeCounts,
+    now: datetime,
+    stopped_by: str | None = None,
+) -> Rendered:
+    """The IP's `warmup` view at `now` (`counters` must hold the UTC day of `now`) and its
+    reputation score over `window`, the outcomes of the score window."""
+    if schedule is not None and state.schedule not in (None, schedule.name):
+        schedule = None  # never render another schedule's days
+    view = warmup_view(state, schedule, counters, now)
+    if stopped_by is not None:
+        view["hold_reason"] = STOPPED.get(stopped_by, f"stopped: {stopped_by}")
+    return Rendered(view, reputation_score(window))
+
+
+def wide_rows(
+    increments: dict[TallyKey, int],
+) -> list[tuple[str, Any, int, int, int, int, int, int]]:
+    """A tally as (ip, day, hour, delivered, deferred, bounced, complained, dropped) rows:
+    one row per IP and UTC hour, sorted, as the counter table stores them."""
+    rows: dict[tuple[str, Any, int], list[int]] = {}
+    index = {outcome: i for i, outcome in enumerate(OUTCOMES)}
+    for (ip, day, hour, outcome), n in increments.items():
+        rows.setdefault((ip, day, hour), [0] * len(OUTCOMES))[index[outcome]] += n
+    return [(ip, day, hour, *counts) for (ip, day, hour), counts in sorted(rows.items())]  # type: ignore[misc]
+
+
+def counters_of(rows: Iterable[tuple[Any, int, Iterable[int]]]) -> SendCounters:
+    """SendCounters from (day, hour, per-outcome counts in OUTCOMES order) rows, one row per
+    UTC hour (as the counter table stores them)."""
+    return SendCounters({hour_of(day, hour): OutcomeCounts(*counts) for day, hour, counts in rows})

@@ -1,0 +1,61 @@
+-- The warmup service's own tables: its registry of IPs with their warm-up state, and the
+-- send counters. `ip_warmup_views` (shared/migrations/0002) is the part of each IP's view
+-- that warmup writes for every service to read.
+
+-- One row per IP warmup has heard of (ip.provisioned, ip.warmup.start, a stop).
+CREATE TABLE warmup_ips (
+    ip_id          text        PRIMARY KEY,
+    account_id     text        NOT NULL,
+    -- As `send.recorded` names it: Python's normal form of the address (str(ip_address)).
+    address        text        NOT NULL,
+    provisioned_at timestamptz NOT NULL,          -- event time
+    -- WarmupState (services/warmup/domain/state.py) as JSON; `status` and `closed_until`
+    -- repeat two of its fields so that the close-days sweep can find due IPs by index.
+    state          jsonb       NOT NULL,
+    status         text        NOT NULL,          -- not_started | warming | suspended | active
+    closed_until   timestamptz,
+    -- Set by ip.cooldown_started / ip.released: sends are still counted, nothing is decided.
+    stopped_at     timestamptz,
+    stopped_by     text
+);
+-- A send names an address: the IP that holds it is the one provisioned last.
+CREATE INDEX warmup_ips_by_address ON warmup_ips (address, provisioned_at DESC);
+CREATE INDEX warmup_ips_due ON warmup_ips (closed_until)
+    WHERE stopped_at IS NULL AND status IN ('warming', 'suspended', 'active');
+
+-- Sends per IP, UTC day and UTC hour, one column per outcome. Only ever incremented, by a
+-- set-based upsert per batch of already-deduplicated events.
+CREATE TABLE warmup_counters (
+    ip_id      text     NOT NULL,
+    day        date     NOT NULL,
+    hour       smallint NOT NULL CHECK (hour BETWEEN 0 AND 23),
+    delivered  bigint   NOT NULL DEFAULT 0,
+    deferred   bigint   NOT NULL DEFAULT 0,
+    bounced    bigint   NOT NULL DEFAULT 0,
+    complained bigint   NOT NULL DEFAULT 0,
+    dropped    bigint   NOT NULL DEFAULT 0,
+    PRIMARY KEY (ip_id, day, hour)
+);
+
+-- The same counts per UTC day, written by the same statement: the reputation score reads
+-- 30 days of them per IP, which would be 720 hourly rows.
+CREATE TABLE warmup_daily_counts (
+    ip_id      text   NOT NULL,
+    day        date   NOT NULL,
+    delivered  bigint NOT NULL DEFAULT 0,
+    deferred   bigint NOT NULL DEFAULT 0,
+    bounced    bigint NOT NULL DEFAULT 0,
+    complained bigint NOT NULL DEFAULT 0,
+    dropped    bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (ip_id, day)
+);
+
+-- Sends naming an address no IP of ours holds: counted (all outcomes) and reported.
+CREATE TABLE unknown_ip_sends (
+    address    text        NOT NULL,
+    day        date        NOT NULL,
+    n          bigint      NOT NULL,
+    first_seen timestamptz NOT NULL,  -- event time
+    last_seen  timestamptz NOT NULL,  -- event time
+    PRIMARY KEY (address, day)
+);

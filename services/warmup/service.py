@@ -1,0 +1,100 @@
+"""The warmup service: raises each new IP's sending limits along a schedule, counting every
+send, holding or suspending the warm-up when bounces or complaints rise (docs/warmup.md)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from services.warmup import handlers
+from services.warmup.handlers import NAME, WarmupConfig
+from services.warmup.settings import WarmupSettings
+from shared.command_results import answer_invalid_command
+from shared.contract import topics
+from shared.contract.events import (
+    COMMANDS,
+    IP_STATE_TYPES,
+    IpProvisioned,
+    IpView,
+    IpWarmupStart,
+    SendRecorded,
+)
+from shared.pipeline import Consumer
+from shared.runtime import Service, Sweep
+from shared.settings import Settings
+
+OWN_COMMANDS = ("ip.warmup.start",)
+# The provisioner's end-of-life events stop a warm-up; the IP's other changes are known and
+# none of this service's business (its own events among them).
+STOPS = ("ip.cooldown_started", "ip.released")
+EMITS = (
+    "ip.warmup_started",
+    "ip.warmup_advanced",
+    "ip.daily_limit_reached",
+    "ip.hourly_limit_reached",
+    "ip.warmed",
+    "ip.suspended",
+    "ip.resumed",
+)
+
+
+def config_from(warmup: WarmupSettings) -> WarmupConfig:
+    """Schedules and rules, loaded and validated once: a bad schedule file or rule override
+    stops the service at start, naming the fault."""
+    rules = warmup.rules()
+    return WarmupConfig(
+        schedules=warmup.schedules(rules),
+        rules=rules,
+        lateness=warmup.lateness,
+        sweep_lateness=warmup.sweep_lateness,
+        sweep_batch=warmup.sweep_batch,
+    )
+
+
+def build(settings: Settings, warmup: WarmupSettings | None = None) -> Service:
+    """The warmup service. Its own settings (`IPFLEET_WARMUP_*`) come from the environment
+    unless given."""
+    warmup = warmup if warmup is not None else WarmupSettings()
+    config = config_from(warmup)
+    return Service(
+        name=NAME,
+        consumers=[
+            # First: subscribers start one after another, each joining its group, and this
+            # is the one with a backlog after a restart.
+            Consumer(
+                service=NAME,
+                topic=topics.SEND_RECORDED,
+                types={"send.recorded": SendRecorded},
+                handle_batch=partial(handlers.on_sends, config=config),
+                # Deduplicated by event id in a day-partitioned inbox dropped in bulk after
+                # the retention window; older sends are dead-lettered (OutsideRetention).
+                inbox="daily",
+                retention_days=warmup.dedup_retention_days,
+            ),
+            Consumer(
+                service=NAME,
+                topic=topics.IP_PROVISIONED,
+                types={"ip.provisioned": IpProvisioned},
+                handle=partial(handlers.on_ip_provisioned, config=config),
+            ),
+            Consumer(
+                service=NAME,
+                topic=topics.IP_COMMANDS,
+                types={"ip.warmup.start": IpWarmupStart},
+                others=frozenset(COMMANDS) - set(OWN_COMMANDS),
+                handle=partial(handlers.on_warmup_start, config=config),
+                answer_invalid=answer_invalid_command,
+            ),
+            Consumer(
+                service=NAME,
+                topic=topics.IP_STATE_CHANGED,
+                types=dict.fromkeys(STOPS, IpView),
+                others=frozenset(IP_STATE_TYPES) - set(STOPS),
+                handle=partial(handlers.on_ip_stopped, config=config),
+            ),
+        ],
+        sweeps=[Sweep("close-days", partial(handlers.close_days, config=config))],
+        publishes=[
+            (topics.IP_STATE_CHANGED, list(EMITS)),
+            (topics.IP_COMMAND_RESULTS, ["command.accepted", "command.rejected"]),
+        ],
+    )

@@ -1,0 +1,178 @@
+"""The warmup service's Postgres reads and writes; every statement is in `warmup.sql`.
+
+Batch-shaped on purpose: each function is one round trip whatever the number of IPs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from services.warmup.domain.attribution import UnknownSends
+from services.warmup.domain.catch_up import counters_of, wide_rows
+from services.warmup.domain.send_counts import OUTCOMES, OutcomeCounts, SendCounters, TallyKey
+from services.warmup.domain.state import WarmupState
+from shared.contract.events import IpView
+from shared.ip_view import view_from_row
+from shared.sql import load_statements
+
+SQL = load_statements("services.warmup", "warmup.sql")
+
+
+def normal_address(address: str) -> str:
+    """An address as `send.recorded` data carries it once validated (str(ip_address))."""
+    return str(ipaddress.ip_address(address))
+
+
+@dataclass(frozen=True, slots=True)
+class IpRecord:
+    """One IP as warmup keeps it."""
+
+    ip_id: str
+    account_id: str
+    address: str
+    state: WarmupState
+    stopped_by: str | None = None
+
+
+def _record(row: asyncpg.Record) -> IpRecord:
+    return IpRecord(
+        ip_id=row["ip_id"],
+        account_id=row["account_id"],
+        address=row["address"],
+        state=WarmupState.model_validate_json(row["state"]),
+        stopped_by=row["stopped_by"] if row["stopped_at"] is not None else None,
+    )
+
+
+async def register(
+    conn: asyncpg.Connection, ip_id: str, account_id: str, address: str, provisioned_at: datetime
+) -> None:
+    """Add an IP warmup has not seen (warm-up not started); an IP it knows is left as is."""
+    await conn.execute(
+        SQL.register,
+        ip_id,
+        account_id,
+        normal_address(address),
+        provisioned_at,
+        WarmupState().model_dump_json(),
+        "not_started",
+        None,
+    )
+
+
+async def lock_ip(conn: asyncpg.Connection, ip_id: str) -> IpRecord | None:
+    row = await conn.fetchrow(SQL.lock_ip, ip_id)
+    return _record(row) if row is not None else None
+
+
+async def registry_ip(conn: asyncpg.Connection, ip_id: str) -> asyncpg.Record | None:
+    """The provisioner's row of the IP (read only)."""
+    return await conn.fetchrow(SQL.registry_ip, ip_id)
+
+
+async def lock_by_address(conn: asyncpg.Connection, addresses: Iterable[str]) -> list[IpRecord]:
+    rows = await conn.fetch(SQL.lock_by_address, sorted(set(addresses)))
+    return [_record(row) for row in rows]
+
+
+async def count_sends(conn: asyncpg.Connection, increments: Mapping[TallyKey, int]) -> None:
+    """Add a tally to the hourly counters and their daily totals (one statement)."""
+    rows = wide_rows(dict(increments))
+    if rows:
+        await conn.execute(SQL.count_sends, *(list(column) for column in zip(*rows, strict=True)))
+
+
+async def count_unknown(
+    conn: asyncpg.Connection, unknown: Mapping[tuple[str, date], UnknownSends]
+) -> None:
+    if not unknown:
+        return
+    keys = sorted(unknown)
+    await conn.execute(
+        SQL.count_unknown,
+        [address for address, _ in keys],
+        [day for _, day in keys],
+        [unknown[k].n for k in keys],
+        [unknown[k].first_seen for k in keys],
+        [unknown[k].last_seen for k in keys],
+    )
+
+
+async def counters_since(
+    conn: asyncpg.Connection, since: Mapping[str, date]
+) -> dict[str, SendCounters]:
+    """Each IP's hourly counters from its own `since` day on."""
+    if not since:
+        return {}
+    ids = list(since)
+    rows = await conn.fetch(SQL.counters_since, ids, [since[i] for i in ids])
+    per_ip: dict[str, list[tuple[date, int, tuple[int, ...]]]] = {}
+    for row in rows:
+        per_ip.setdefault(row["ip_id"], []).append(
+            (row["day"], row["hour"], tuple(row[o] for o in OUTCOMES))
+        )
+    return {ip_id: counters_of(hours) for ip_id, hours in per_ip.items()}
+
+
+async def window_totals(
+    conn: asyncpg.Connection, ip_ids: Sequence[str], first: date, last: date
+) -> dict[str, OutcomeCounts]:
+    if not ip_ids:
+        return {}
+    rows = await conn.fetch(SQL.window_totals, list(ip_ids), first, last)
+    return {row["ip_id"]: OutcomeCounts(*(int(row[o]) for o in OUTCOMES)) for row in rows}
+
+
+async def save_states(conn: asyncpg.Connection, states: Mapping[str, WarmupState]) -> None:
+    if not states:
+        return
+    ids = sorted(states)
+    await conn.execute(
+        SQL.save_states,
+        ids,
+        [states[i].model_dump_json() for i in ids],
+        [states[i].status for i in ids],
+        [states[i].closed_until for i in ids],
+    )
+
+
+async def save_views(
+    conn: asyncpg.Connection, views: Mapping[str, tuple[dict[str, Any], int]]
+) -> None:
+    """Write the warm-up part of each IP's view (`ip_warmup_views`): (warmup object, score)."""
+    if not views:
+        return
+    ids = sorted(views)
+    await conn.execute(
+        SQL.save_views,
+        ids,
+        [views[i][0]["status"] for i in ids],
+        [json.dumps(views[i][0], separators=(",", ":")) for i in ids],
+        [views[i][1] for i in ids],
+    )
+
+
+async def load_views(conn: asyncpg.Connection, ip_ids: Sequence[str]) -> dict[str, IpView]:
+    """The whole view of each IP, as `shared.ip_view.load_ip_view` reads one."""
+    if not ip_ids:
+        return {}
+    return {row["ip_id"]: view_from_row(row) for row in await conn.fetch(SQL.views, list(ip_ids))}
+
+
+async def due(
+    conn: asyncpg.Connection, before: datetime, schedules: Sequence[str], limit: int
+) -> list[IpRecord]:
+    """Started, not stopped IPs (on a schedule we know) with an hour to close before
+    `before`; those a batch holds are skipped."""
+    return [_record(row) for row in await conn.fetch(SQL.due, before, list(schedules), limit)]
+
+
+async def stop(conn: asyncpg.Connection, ip_id: str, at: datetime, by: str) -> None:
+    await conn.execute(SQL.stop, ip_id, at, by)

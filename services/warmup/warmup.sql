@@ -1,0 +1,133 @@
+-- name: register
+-- An IP warmup has not seen before; an IP it knows keeps its row.
+INSERT INTO warmup_ips (ip_id, account_id, address, provisioned_at, state, status, closed_until)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
+ON CONFLICT (ip_id) DO NOTHING;
+
+-- name: lock_ip
+SELECT ip_id, account_id, address, state, stopped_at, stopped_by
+FROM warmup_ips WHERE ip_id = $1
+FOR UPDATE;
+
+-- name: registry_ip
+-- The provisioner's record of an IP, for a command or a stop that arrives before warmup
+-- has read the IP's ip.provisioned (another topic, another consumer).
+SELECT ip_id, account_id, host(address) AS address, provisioned_at, status
+FROM ips WHERE ip_id = $1;
+
+-- name: lock_by_address
+-- The IPs a batch of sends names: per address, the IP provisioned last. Locked in ip_id
+-- order, so two batches (or a batch and a command) can never deadlock on them; the
+-- close-days sweep skips what is locked.
+SELECT ip_id, account_id, address, state, stopped_at, stopped_by
+FROM warmup_ips
+WHERE ip_id IN (
+    SELECT DISTINCT ON (address) ip_id
+    FROM warmup_ips
+    WHERE address = ANY($1::text[])
+    ORDER BY address, provisioned_at DESC, ip_id
+)
+ORDER BY ip_id
+FOR UPDATE;
+
+-- name: count_sends
+-- One set-based upsert per batch: the hourly counters and their daily totals, += .
+WITH increment AS (
+    SELECT *
+    FROM unnest($1::text[], $2::date[], $3::smallint[], $4::bigint[], $5::bigint[],
+                $6::bigint[], $7::bigint[], $8::bigint[])
+         AS t(ip_id, day, hour, delivered, deferred, bounced, complained, dropped)
+),
+daily AS (
+    INSERT INTO warmup_daily_counts AS d
+        (ip_id, day, delivered, deferred, bounced, complained, dropped)
+    SELECT ip_id, day, sum(delivered), sum(deferred), sum(bounced), sum(complained), sum(dropped)
+    FROM increment
+    GROUP BY ip_id, day
+    ORDER BY ip_id, day
+    ON CONFLICT (ip_id, day) DO UPDATE SET
+        delivered  = d.delivered  + EXCLUDED.delivered,
+        deferred   = d.deferred   + EXCLUDED.deferred,
+        bounced    = d.bounced    + EXCLUDED.bounced,
+        complained = d.complained + EXCLUDED.complained,
+        dropped    = d.dropped    + EXCLUDED.dropped
+)
+INSERT INTO warmup_counters AS c
+    (ip_id, day, hour, delivered, deferred, bounced, complained, dropped)
+SELECT ip_id, day, hour, delivered, deferred, bounced, complained, dropped
+FROM increment
+ORDER BY ip_id, day, hour
+ON CONFLICT (ip_id, day, hour) DO UPDATE SET
+    delivered  = c.delivered  + EXCLUDED.delivered,
+    deferred   = c.deferred   + EXCLUDED.deferred,
+    bounced    = c.bounced    + EXCLUDED.bounced,
+    complained = c.complained + EXCLUDED.complained,
+    dropped    = c.dropped    + EXCLUDED.dropped;
+
+-- name: count_unknown
+INSERT INTO unknown_ip_sends AS u (address, day, n, first_seen, last_seen)
+SELECT address, day, n, first_seen, last_seen
+FROM unnest($1::text[], $2::date[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])
+     AS t(address, day, n, first_seen, last_seen)
+ORDER BY address, day
+ON CONFLICT (address, day) DO UPDATE SET
+    n = u.n + EXCLUDED.n,
+    first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),
+    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen);
+
+-- name: counters_since
+-- Each IP's hourly counters from its own first day on (the rules need the IP's current
+-- UTC day onward).
+SELECT c.ip_id, c.day, c.hour, c.delivered, c.deferred, c.bounced, c.complained, c.dropped
+FROM unnest($1::text[], $2::date[]) AS s(ip_id, since)
+JOIN warmup_counters c ON c.ip_id = s.ip_id AND c.day >= s.since;
+
+-- name: window_totals
+-- Outcome totals per IP over the UTC days $2..$3 (the reputation score's window).
+SELECT ip_id, sum(delivered) AS delivered, sum(deferred) AS deferred, sum(bounced) AS bounced,
+       sum(complained) AS complained, sum(dropped) AS dropped
+FROM warmup_daily_counts
+WHERE ip_id = ANY($1::text[]) AND day BETWEEN $2 AND $3
+GROUP BY ip_id;
+
+-- name: save_states
+UPDATE warmup_ips AS w
+SET state = s.state::jsonb, status = s.status, closed_until = s.closed_until
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+     AS s(ip_id, state, status, closed_until)
+WHERE w.ip_id = s.ip_id;
+
+-- name: save_views
+INSERT INTO ip_warmup_views AS v (ip_id, status, warmup, reputation_score, updated_at)
+SELECT ip_id, status, warmup::jsonb, score, now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[]) AS t(ip_id, status, warmup, score)
+ORDER BY ip_id
+ON CONFLICT (ip_id) DO UPDATE SET
+    status = EXCLUDED.status,
+    warmup = EXCLUDED.warmup,
+    reputation_score = EXCLUDED.reputation_score,
+    updated_at = now();
+
+-- name: views
+-- The whole view of each IP (as shared/ip_view.sql `one` reads it), for many IPs at once.
+SELECT i.ip_id, i.account_id, host(i.address) AS address, i.region, i.status AS registry_status,
+       i.pool, i.rdns, w.status AS warmup_status, w.warmup, w.reputation_score
+FROM ips i LEFT JOIN ip_warmup_views w USING (ip_id)
+WHERE i.ip_id = ANY($1::text[]);
+
+-- name: due
+-- IPs with an hour to close before $1, oldest first; those a batch holds are left for the
+-- next run (they are being brought up to date anyway). An IP whose schedule is no longer
+-- loaded ($2 lists those that are) cannot be judged and must not block the others.
+SELECT ip_id, account_id, address, state, stopped_at, stopped_by
+FROM warmup_ips
+WHERE stopped_at IS NULL AND status IN ('warming', 'suspended', 'active') AND closed_until < $1
+  AND state->>'schedule' = ANY($2::text[])
+ORDER BY closed_until, ip_id
+LIMIT $3
+FOR UPDATE SKIP LOCKED;
+
+-- name: stop
+UPDATE warmup_ips
+SET stopped_at = COALESCE(stopped_at, $2), stopped_by = $3
+WHERE ip_id = $1;

@@ -1,0 +1,82 @@
+"""Attributing a batch of sends to IPs: counted (tallied), unknown, or another account's."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.warmup.domain.attribution import Owner, RecordedSend, attribute
+from services.warmup.domain.send_counts import Send, tally
+
+T = datetime(2026, 1, 5, 23, 50, tzinfo=UTC)
+OWNERS = {"198.51.100.1": Owner("ip_a", "acct_a"), "198.51.100.2": Owner("ip_b", "acct_b")}
+
+
+def sent(account: str, address: str, minutes: int = 0, outcome: str = "delivered") -> RecordedSend:
+    return (account, address, T + timedelta(minutes=minutes), outcome)
+
+
+def test_sends_on_our_ips_are_tallied_against_the_ip_id_as_tally_would() -> None:
+    batch = [
+        sent("acct_a", "198.51.100.1"),
+        sent("acct_b", "198.51.100.2", 5, "bounced"),
+        sent("acct_a", "198.51.100.1", 15),  # the next UTC day
+        sent("acct_a", "198.51.100.1", 1),
+    ]
+    result = attribute(batch, OWNERS)
+    assert dict(result.counted) == tally(
+        [
+            Send("ip_a", T, "delivered"),
+            Send("ip_b", T + timedelta(minutes=5), "bounced"),
+            Send("ip_a", T + timedelta(minutes=15), "delivered"),
+            Send("ip_a", T + timedelta(minutes=1), "delivered"),
+        ]
+    )
+    assert result.counted[("ip_a", date(2026, 1, 5), 23, "delivered")] == 2
+    assert result.unknown == {} and result.foreign == []
+
+
+def test_another_accounts_send_is_refused_by_position_and_not_counted() -> None:
+    batch = [
+        sent("acct_a", "198.51.100.1"),
+        sent("acct_b", "198.51.100.1"),  # acct_b names acct_a's IP
+        sent("acct_a", "198.51.100.2"),
+    ]
+    result = attribute(batch, OWNERS)
+    assert result.foreign == [1, 2]
+    assert dict(result.counted) == {("ip_a", date(2026, 1, 5), 23, "delivered"): 1}
+
+
+def test_unknown_addresses_are_tallied_per_address_and_utc_day() -> None:
+    batch = [
+        sent("acct_x", "192.0.2.9", 0),
+        sent("acct_x", "192.0.2.9", 5),
+        sent("acct_y", "192.0.2.9", 15),  # 00:05 the next UTC day
+        sent("acct_x", "192.0.2.8", 1, "dropped"),
+    ]
+    result = attribute(batch, OWNERS)
+    assert not result.counted and result.foreign == []
+    assert {k: v.n for k, v in result.unknown.items()} == {
+        ("192.0.2.9", date(2026, 1, 5)): 2,
+        ("192.0.2.9", date(2026, 1, 6)): 1,
+        ("192.0.2.8", date(2026, 1, 5)): 1,
+    }
+    first_day = result.unknown[("192.0.2.9", date(2026, 1, 5))]
+    assert (first_day.first_seen, first_day.last_seen) == (T, T + timedelta(minutes=5))
+
+
+def test_the_cause_of_an_ips_decisions_is_its_latest_send_in_event_time() -> None:
+    batch = [
+        sent("acct_a", "198.51.100.1", 5),
+        sent("acct_a", "198.51.100.1", 9),
+        sent("acct_a", "198.51.100.1", 2),  # late: not the latest
+        sent("acct_b", "198.51.100.2", 0),
+        sent("acct_b", "198.51.100.1", 30),  # refused: not a cause
+    ]
+    assert attribute(batch, OWNERS).latest == {"ip_a": 1, "ip_b": 3}
+
+
+def test_an_unknown_outcome_is_refused_as_tally_refuses_it() -> None:
+    with pytest.raises(ValueError, match="unknown outcome"):
+        attribute([sent("acct_a", "198.51.100.1", outcome="lost")], OWNERS)
