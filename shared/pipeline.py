@@ -206,15 +206,11 @@ class Pipeline:
         """Apply a batch. True when it is durably applied (commit offsets); False when it
         kept failing transiently for `retry_max_seconds` (seek back and fetch again)."""
         parsed = [(record, parse_record(record, self.consumer)) for record in records]
-        import sys as _s, time as _t, os as _os
-        _st = _os.stat(f"/proc/{_os.getpid()}").st_ctime
-        print("DBG in", self.consumer.topic, len(records), round(_t.time() - _st, 2), file=_s.stderr, flush=True)
         delay = 0.05
         deadline = asyncio.get_running_loop().time() + self.retry_max_seconds
         while True:
             try:
                 await self._apply(parsed)
-                print("DBG done", self.consumer.topic, round(_t.time() - _st, 2), file=_s.stderr, flush=True)
                 return True
             except Exception as error:
                 if not is_transient(error):
