@@ -354,15 +354,15 @@ def main() -> None:
     parser.add_argument("--ips", type=int, default=200)
     parser.add_argument("--days", type=float, default=2.0, help="event-time span of the sends")
     parser.add_argument("--partitions", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=5000, help="IPFLEET_BATCH_MAX_RECORDS")
+    parser.add_argument("--batch", type=int, default=10000, help="IPFLEET_BATCH_MAX_RECORDS")
     parser.add_argument("--batch-timeout-ms", type=int, default=200)
     parser.add_argument("--max-partition-fetch-bytes", type=int, default=8 * 1024 * 1024)
     parser.add_argument(
         "--session-timeout-ms",
         type=int,
-        default=3000,
-        help="KAFKA_SESSION_TIMEOUT_MS of the service (the embedded broker's first group join "
-        "takes about half of it)",
+        default=2000,
+        help="KAFKA_SESSION_TIMEOUT_MS of the service; the embedded broker's group joins take "
+        "a multiple of it (tests/integration/conftest.py uses 2000 for the same reason)",
     )
     parser.add_argument(
         "--profile", type=Path, default=None, help="run the service under cProfile, stats here"

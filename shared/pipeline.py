@@ -9,6 +9,7 @@ never skipped; a poison message is dead-lettered with its reason and the batch g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -41,6 +42,10 @@ def by_type(handlers: Mapping[str, EventHandler]) -> EventHandler:
         return await handlers[event.type](conn, event)
 
     return dispatch
+
+
+class _NewDay(Exception):
+    """A chunk of a batch needs an inbox partition that must be created first."""
 
 
 class Record(Protocol):
@@ -97,6 +102,10 @@ class Consumer:
         return _envelope(event_type, model)
 
 
+Parsed = tuple["Record", Received | Rejected | None]
+# Records parsed while the previous chunk's ids are claimed (see Pipeline._apply_overlapped).
+OVERLAP_CHUNK = 1000
+
 TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,  # includes ConnectionError and refused connections
     TimeoutError,
@@ -133,7 +142,7 @@ def parse_record(record: Record, consumer: Consumer) -> Received | Rejected | No
             pass
         else:
             key = record.key.decode("utf-8", "replace") if record.key is not None else None
-            return Received(event=event, data=event.data, topic=record.topic, key=key)
+            return Received(event, event.data, record.topic, key)
     try:
         event = CloudEvent.model_validate_json(value)
     except ValidationError:
@@ -182,7 +191,7 @@ def _typed(record: Record, consumer: Consumer, event: CloudEvent) -> Received | 
     except ValidationError as error:
         return Rejected("ValidationFailed", f"{event.type}: {_short(error)}", event)
     key = record.key.decode("utf-8", "replace") if record.key is not None else None
-    return Received(event=event, data=data, topic=record.topic, key=key)
+    return Received(event, data, record.topic, key)
 
 
 def _short(error: ValidationError) -> str:
@@ -200,18 +209,29 @@ class Pipeline:
     consumer: Consumer
     pool: asyncpg.Pool
     retry_max_seconds: float = 60.0
+    # False once the process is stopping: batches fetched after that are left uncommitted
+    # for the group's next owner instead of being applied (see runtime.register).
+    accepting: bool = True
     _known_partitions: set[str] = field(default_factory=set)
 
     async def process(self, records: Sequence[Record]) -> bool:
         """Apply a batch. True when it is durably applied (commit offsets); False when it
         kept failing transiently for `retry_max_seconds` (seek back and fetch again)."""
-        parsed = [(record, parse_record(record, self.consumer)) for record in records]
+        parsed: list[Parsed] = []
+        overlap = len(records) >= 2 * OVERLAP_CHUNK
         delay = 0.05
         deadline = asyncio.get_running_loop().time() + self.retry_max_seconds
         while True:
             try:
-                await self._apply(parsed)
+                if overlap:
+                    overlap = False  # first attempt only: a retry takes the plain path
+                    await self._apply_overlapped(records, parsed)
+                else:
+                    parsed.extend(self._parse(records[len(parsed) :]))
+                    await self._apply(parsed)
                 return True
+            except _NewDay:
+                continue  # a day partition is needed first: the plain path creates it
             except Exception as error:
                 if not is_transient(error):
                     raise
@@ -231,9 +251,72 @@ class Pipeline:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0) * (0.8 + random.random() * 0.4)
 
-    async def _apply(self, parsed: list[tuple[Record, Received | Rejected | None]]) -> None:
-        consumer = self.consumer
+    def _parse(self, records: Sequence[Record]) -> list[Parsed]:
+        return [(record, parse_record(record, self.consumer)) for record in records]
+
+    async def _apply(self, parsed: list[Parsed]) -> None:
         valid = [item for _, item in parsed if isinstance(item, Received)]
+        if self.consumer.inbox == "daily":
+            await self._ensure_day_partitions(valid)
+        async with self.pool.acquire() as conn, conn.transaction():
+            fresh, expired = await self._claim(conn, valid)
+            await self._decide(conn, parsed, valid, fresh, expired)
+
+    async def _apply_overlapped(self, records: Sequence[Record], parsed: list[Parsed]) -> None:
+        """`_apply` for a large batch: it is parsed chunk by chunk inside the transaction, and
+        each chunk's ids are claimed in the inbox while the next chunk is parsed, so Postgres
+        and Python work at the same time. Parsed records accumulate in `parsed` for a retry.
+        Raises `_NewDay` (rolling back) when a chunk needs a day partition not known yet:
+        partitions are created before a transaction opens, never inside one."""
+        valid: list[Received] = []
+        fresh: list[Received] = []
+        expired: list[Received] = []
+        claiming: asyncio.Future[tuple[list[Received], list[Received]]] | None = None
+        async with self.pool.acquire() as conn, conn.transaction():
+            daily = self.consumer.inbox == "daily"
+            horizon = await self._retention_horizon(conn) if daily else None
+            try:
+                for start in range(0, len(records), OVERLAP_CHUNK):
+                    chunk = self._parse(records[start : start + OVERLAP_CHUNK])
+                    parsed.extend(chunk)
+                    if claiming is not None:
+                        claimed, too_old = await claiming
+                        fresh += claimed
+                        expired += too_old
+                        claiming = None
+                    chunk_valid = [item for _, item in chunk if isinstance(item, Received)]
+                    if daily and self._missing_days(chunk_valid):
+                        raise _NewDay
+                    valid += chunk_valid
+                    claiming = asyncio.ensure_future(self._claim(conn, chunk_valid, horizon))
+                    await asyncio.sleep(0)  # let it send its query before parsing on
+                if claiming is not None:
+                    claimed, too_old = await claiming
+                    fresh += claimed
+                    expired += too_old
+                    claiming = None
+            finally:
+                if claiming is not None and not claiming.done():
+                    claiming.cancel()
+                    with contextlib.suppress(BaseException):
+                        await claiming
+            await self._decide(conn, parsed, valid, fresh, expired)
+
+    def _missing_days(self, valid: list[Received]) -> bool:
+        days = {v.event.time.date() for v in valid}
+        return any(partition_name(day) not in self._known_partitions for day in days)
+
+    async def _decide(
+        self,
+        conn: asyncpg.Connection,
+        parsed: list[Parsed],
+        valid: list[Received],
+        fresh: list[Received],
+        expired: list[Received],
+    ) -> None:
+        """Everything after the inbox claim, in the batch's transaction: dead letters, the
+        handler, the outbox, the clock."""
+        consumer = self.consumer
         dead: list[outbox.OutboxRow] = [
             self._dead_row(record, item) for record, item in parsed if isinstance(item, Rejected)
         ]
@@ -248,55 +331,51 @@ class Pipeline:
                     offset=record.offset,
                 )
         by_id = {id(item): record for record, item in parsed}
-        if consumer.inbox == "daily":
-            await self._ensure_day_partitions(valid)
-
-        async with self.pool.acquire() as conn, conn.transaction():
-            fresh, expired = await self._claim(conn, valid)
-            for item in expired:
-                dead.append(
-                    self._dead_row(
-                        by_id[id(item)],
-                        Rejected(
-                            "OutsideRetention",
-                            f"event day {item.time.date()} is older than the {consumer.retention_days}-day "
-                            "deduplication window; it cannot be told apart from a replay",
-                        ),
-                    )
+        for item in expired:
+            dead.append(
+                self._dead_row(
+                    by_id[id(item)],
+                    Rejected(
+                        "OutsideRetention",
+                        f"event day {item.time.date()} is older than the "
+                        f"{consumer.retention_days}-day deduplication window; it cannot be told "
+                        "apart from a replay",
+                    ),
                 )
-            emits: list[Emit] = []
-            if consumer.answer_invalid is not None:
-                for _, item in parsed:
-                    if isinstance(item, Rejected) and item.event is not None:
-                        cause = Cause(item.event.id, item.event.time, item.event.id)
-                        emits.extend(
-                            _with_cause(e, cause) for e in consumer.answer_invalid(item.event, item)
-                        )
-            if consumer.handle is not None:
-                for item in fresh:
-                    emitted, rejected = await self._handle_one(conn, item)
-                    emits.extend(emitted)
-                    if rejected is not None:
-                        dead.append(self._dead_row(by_id[id(item)], rejected))
-            elif fresh:
-                assert consumer.handle_batch is not None
-                result = await consumer.handle_batch(conn, fresh)
-                emits.extend(result.emits)
-                for item, rejected in result.rejected:
-                    log.warning(
-                        "dead-lettered",
-                        consumer=consumer.name,
-                        event_id=item.id,
-                        event_type=item.type,
-                        key=item.key,
-                        reason=rejected.error_class,
-                        detail=rejected.message,
+            )
+        emits: list[Emit] = []
+        if consumer.answer_invalid is not None:
+            for _, item in parsed:
+                if isinstance(item, Rejected) and item.event is not None:
+                    cause = Cause(item.event.id, item.event.time, item.event.id)
+                    emits.extend(
+                        _with_cause(e, cause) for e in consumer.answer_invalid(item.event, item)
                     )
+        if consumer.handle is not None:
+            for item in fresh:
+                emitted, rejected = await self._handle_one(conn, item)
+                emits.extend(emitted)
+                if rejected is not None:
                     dead.append(self._dead_row(by_id[id(item)], rejected))
-            rows = outbox.emitted_rows(consumer.service, emits) + dead
-            await outbox.append(conn, consumer.service, rows)
-            if valid:
-                await conn.execute(SQL.advance_clock, consumer.service, max(v.time for v in valid))
+        elif fresh:
+            assert consumer.handle_batch is not None
+            result = await consumer.handle_batch(conn, fresh)
+            emits.extend(result.emits)
+            for item, rejected in result.rejected:
+                log.warning(
+                    "dead-lettered",
+                    consumer=consumer.name,
+                    event_id=item.id,
+                    event_type=item.type,
+                    key=item.key,
+                    reason=rejected.error_class,
+                    detail=rejected.message,
+                )
+                dead.append(self._dead_row(by_id[id(item)], rejected))
+        rows = outbox.emitted_rows(consumer.service, emits) + dead
+        await outbox.append(conn, consumer.service, rows)
+        if valid:
+            await conn.execute(SQL.advance_clock, consumer.service, max(v.time for v in valid))
 
     async def _handle_one(
         self, conn: asyncpg.Connection, item: Received
@@ -324,30 +403,42 @@ class Pipeline:
         return [e if e.cause is not None else _with_cause(e, cause) for e in emitted], None
 
     async def _claim(
-        self, conn: asyncpg.Connection, valid: list[Received]
+        self,
+        conn: asyncpg.Connection,
+        valid: list[Received],
+        horizon: date | Literal["unread"] | None = "unread",
     ) -> tuple[list[Received], list[Received]]:
-        """Record the batch's ids in the inbox; return (not seen before, too old to judge)."""
+        """Record the batch's ids in the inbox; return (not seen before, too old to judge).
+        `horizon` is the daily inbox's retention horizon when already read in this
+        transaction."""
         if not valid:
             return [], []
         expired: list[Received] = []
         if self.consumer.inbox == "keep":
             rows = await conn.fetch(SQL.claim, self.consumer.name, [v.id for v in valid])
         else:
-            horizon = await self._retention_horizon(conn)
-            judged = [v for v in valid if horizon is None or v.time.date() >= horizon]
-            expired = [v for v in valid if horizon is not None and v.time.date() < horizon]
+            if horizon == "unread":
+                horizon = await self._retention_horizon(conn)
+            days = [v.event.time.date() for v in valid]
+            judged = [
+                (v, d) for v, d in zip(valid, days, strict=True) if horizon is None or d >= horizon
+            ]
+            expired = [
+                v for v, d in zip(valid, days, strict=True) if horizon is not None and d < horizon
+            ]
             rows = await conn.fetch(
                 SQL.claim_daily,
                 self.consumer.name,
-                [v.time.date() for v in judged],
-                [v.id for v in judged],
+                [d for _, d in judged],
+                [v.event.id for v, _ in judged],
             )
-        claimed = {row["event_id"] for row in rows}
+        claimed = {row[0] for row in rows}
         fresh: list[Received] = []
         for item in valid:
             # The first occurrence in the batch wins; a duplicate inside the batch is dropped.
-            if item.id in claimed:
-                claimed.discard(item.id)
+            event_id = item.event.id
+            if event_id in claimed:
+                claimed.discard(event_id)
                 fresh.append(item)
         return fresh, expired
 

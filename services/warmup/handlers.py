@@ -12,7 +12,7 @@ import asyncpg
 import structlog
 
 from services.warmup import store
-from services.warmup.domain.attribution import Owner, RecordedSend, attribute
+from services.warmup.domain.attribution import Owner, attribute
 from services.warmup.domain.catch_up import STOPPED, catch_up, decision_time, render
 from services.warmup.domain.event_time import hour_start
 from services.warmup.domain.reputation import score_window
@@ -280,23 +280,27 @@ async def on_sends(
     Counting is one set-based upsert of the batch's tally; decisions are the domain sweep at
     the batch's latest event time less the allowed lateness.
     """
-    recorded: list[RecordedSend] = []
-    for item in fresh:
-        data: SendRecorded = item.data
-        recorded.append((data.account_id, data.ip, item.event.time, data.outcome))
-    ips = await store.lock_by_address(conn, {data[1] for data in recorded})
+    sends = [cast(SendRecorded, item.data) for item in fresh]
+    ips = await store.lock_by_address(conn, {data.ip for data in sends})
     owners = {ip.address: Owner(ip.ip_id, ip.account_id) for ip in ips}
-    attribution = attribute(recorded, owners)
+    attribution = attribute(
+        (
+            (data.account_id, data.ip, item.event.time, data.outcome)
+            for item, data in zip(fresh, sends, strict=True)
+        ),
+        owners,
+    )
     result = BatchResult()
 
     for position in attribution.foreign:
-        account_id, address, _, _ = recorded[position]
+        data = sends[position]
         result.rejected.append(
             (
                 fresh[position],
                 Rejected(
                     "Unprocessable",
-                    f"send on {address} names account {account_id}, which does not own that IP",
+                    f"send on {data.ip} names account {data.account_id}, "
+                    "which does not own that IP",
                 ),
             )
         )

@@ -47,7 +47,10 @@ def count_send(counts: Counter[TallyKey], ip: str, occurred_at: datetime, outcom
     """Add one send to a tally in the making: the step `tally` takes for each send."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
-    at = as_utc(occurred_at)
+    offset = occurred_at.utcoffset()
+    # At a zero offset the date and hour read off the time are already UTC's (most event
+    # times are written with `Z`); anything else, naive included, goes through as_utc.
+    at = occurred_at if offset is not None and not offset else as_utc(occurred_at)
     counts[(ip, at.date(), at.hour, outcome)] += 1  # type: ignore[index]
 
 

@@ -80,3 +80,28 @@ def test_the_cause_of_an_ips_decisions_is_its_latest_send_in_event_time() -> Non
 def test_an_unknown_outcome_is_refused_as_tally_refuses_it() -> None:
     with pytest.raises(ValueError, match="unknown outcome"):
         attribute([sent("acct_a", "198.51.100.1", outcome="lost")], OWNERS)
+
+
+def test_sends_are_bucketed_by_the_utc_hour_whatever_the_zone_they_are_written_in() -> None:
+    from collections import Counter
+    from datetime import timezone
+    from zoneinfo import ZoneInfo
+
+    from services.warmup.domain.send_counts import count_send
+
+    counts: Counter[tuple[str, date, int, str]] = Counter()
+    london_winter = datetime(2026, 1, 5, 23, 30, tzinfo=ZoneInfo("Europe/London"))  # +00:00
+    london_summer = datetime(2026, 7, 5, 0, 30, tzinfo=ZoneInfo("Europe/London"))  # +01:00
+    for moment in (
+        london_winter,
+        london_summer,
+        datetime(2026, 1, 6, 1, 30, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2026, 1, 5, 23, 30, tzinfo=UTC),
+    ):
+        count_send(counts, "ip", moment, "delivered")
+    assert counts == {
+        ("ip", date(2026, 1, 5), 23, "delivered"): 3,
+        ("ip", date(2026, 7, 4), 23, "delivered"): 1,
+    }
+    with pytest.raises(ValueError, match="no timezone"):
+        count_send(counts, "ip", datetime(2026, 1, 5, 9), "delivered")

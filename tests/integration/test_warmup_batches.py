@@ -1,0 +1,205 @@
+"""Large send.recorded batches through the real pipeline and Postgres (no broker): the
+overlapped path (chunks parsed while the previous chunk's ids are claimed) counts every event
+exactly once, falls back when a new day needs its inbox partition, and survives a retry."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.warmup import store
+from services.warmup.domain.schedules import load_schedules
+from services.warmup.domain.state import WarmupState
+from services.warmup.domain.warmup_day import start
+from services.warmup.service import build
+from services.warmup.settings import WarmupSettings
+from shared.messages import BatchResult, Received
+from shared.pipeline import OVERLAP_CHUNK, Consumer, Pipeline
+from shared.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+IPS = [("ip_a", "acct_a", "198.51.100.1"), ("ip_b", "acct_b", "198.51.100.2")]
+OUTCOMES = ["delivered", "delivered", "delivered", "deferred", "bounced", "dropped"]
+
+
+@dataclass
+class FakeRecord:
+    value: bytes
+    key: bytes
+    topic: str = "send.recorded"
+    partition: int = 0
+    offset: int = 0
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def sends(n: int, start: datetime, step: timedelta, tag: str) -> list[FakeRecord]:
+    records = []
+    for i in range(n):
+        _, account, address = IPS[i % 2]
+        at = start + i * step
+        value = {
+            "specversion": "1.0",
+            "id": f"{tag}-{i}",
+            "source": "test",
+            "type": "send.recorded",
+            "time": at.isoformat().replace("+00:00", "Z"),
+            "data": {
+                "account_id": account,
+                "ip": address,
+                "domain": "news.example.com",
+                "outcome": OUTCOMES[i % len(OUTCOMES)],
+            },
+        }
+        records.append(FakeRecord(json.dumps(value).encode(), address.encode()))
+    return records
+
+
+def expected(records: list[FakeRecord]) -> Counter[tuple[str, str, int, str]]:
+    """What the counters must hold: each event id once, first occurrence."""
+    tally: Counter[tuple[str, str, int, str]] = Counter()
+    seen: set[str] = set()
+    ids = {address: ip_id for ip_id, _, address in IPS}
+    for record in records:
+        event = json.loads(record.value)
+        if event["id"] in seen:
+            continue
+        seen.add(event["id"])
+        at = datetime.fromisoformat(event["time"])
+        tally[
+            (ids[event["data"]["ip"]], at.date().isoformat(), at.hour, event["data"]["outcome"])
+        ] += 1
+    return tally
+
+
+async def counters(pool: asyncpg.Pool) -> Counter[tuple[str, str, int, str]]:
+    found: Counter[tuple[str, str, int, str]] = Counter()
+    for row in await pool.fetch("SELECT * FROM warmup_counters"):
+        for outcome in ("delivered", "deferred", "bounced", "complained", "dropped"):
+            if row[outcome]:
+                found[(row["ip_id"], row["day"].isoformat(), row["hour"], outcome)] = row[outcome]
+    return found
+
+
+@pytest.fixture
+async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=4)
+    schedule = load_schedules(None)["standard-14"]
+    async with pool.acquire() as conn:
+        for ip_id, account, address in IPS:
+            await conn.execute(
+                "INSERT INTO ips (ip_id, account_id, address, region, status, auto_warmup, "
+                "requested_by, provisioned_at) VALUES ($1, $2, $3::inet, 'global', "
+                "'provisioning', true, $1, $4)",
+                ip_id,
+                account,
+                address,
+                T0,
+            )
+            await store.register(conn, ip_id, account, address, T0)
+            state = start(WarmupState(), schedule, T0, "earned").state
+            await store.save_states(conn, {ip_id: state})
+    yield pool
+    await pool.close()
+
+
+def sends_consumer(
+    wrap: Callable[[Any], Callable[[asyncpg.Connection, list[Received]], Awaitable[BatchResult]]]
+    | None = None,
+) -> Consumer:
+    service = build(Settings(_env_file=None), WarmupSettings(_env_file=None))  # type: ignore[call-arg]
+    consumer = next(c for c in service.consumers if c.topic == "send.recorded")
+    if wrap is not None:
+        consumer = replace(consumer, handle_batch=wrap(consumer.handle_batch))
+    return consumer
+
+
+class Spy:
+    """Which of the pipeline's two paths ran, and how often."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.calls: list[str] = []
+        for name in ("_apply", "_apply_overlapped"):
+            original = getattr(pipeline, name)
+
+            async def spy(*args: Any, _original: Any = original, _name: str = name) -> Any:
+                self.calls.append(_name)
+                return await _original(*args)
+
+            setattr(pipeline, name, spy)
+
+
+async def test_a_large_batch_counts_each_event_once_across_chunks_and_batches(
+    pool: asyncpg.Pool,
+) -> None:
+    pipeline = Pipeline(sends_consumer(), pool)
+    spy = Spy(pipeline)
+    day1 = T0 + timedelta(hours=1)
+    earlier = sends(100, day1, timedelta(minutes=30), "early")  # two UTC days
+    assert await pipeline.process(earlier)
+
+    fresh = sends(4 * OVERLAP_CHUNK, day1, timedelta(seconds=20), "big")
+    # Duplicates inside the batch, in later chunks, and events the earlier batch counted.
+    batch = fresh[: 2 * OVERLAP_CHUNK] + earlier[:50] + fresh[2 * OVERLAP_CHUNK :]
+    batch += fresh[:300] + fresh[-10:]
+    assert await pipeline.process(batch)
+
+    assert spy.calls == ["_apply", "_apply_overlapped"]
+    assert await counters(pool) == expected(earlier + batch)
+    claimed = await pool.fetchval("SELECT count(*) FROM inbox_daily")
+    assert claimed == len(earlier) + len(fresh)
+
+
+async def test_a_large_batch_reaching_a_new_day_rolls_back_and_takes_the_plain_path(
+    pool: asyncpg.Pool,
+) -> None:
+    pipeline = Pipeline(sends_consumer(), pool)
+    spy = Spy(pipeline)
+    assert await pipeline.process(sends(10, T0 + timedelta(hours=1), timedelta(minutes=1), "a"))
+    # The first chunk is on a known day and is claimed; the second reaches the next UTC day,
+    # whose partition does not exist yet: the attempt rolls back, the plain path redoes it.
+    batch = sends(3 * OVERLAP_CHUNK, T0 + timedelta(hours=1), timedelta(seconds=30), "b")
+    assert datetime.fromisoformat(json.loads(batch[OVERLAP_CHUNK - 1].value)["time"]).day == 5
+    assert datetime.fromisoformat(json.loads(batch[-1].value)["time"]).day == 6
+    assert await pipeline.process(batch)
+    assert spy.calls == ["_apply", "_apply_overlapped", "_apply"]
+    assert await counters(pool) == expected(
+        sends(10, T0 + timedelta(hours=1), timedelta(minutes=1), "a") + batch
+    )
+
+
+async def test_a_transient_failure_after_an_overlapped_claim_is_retried_counting_once(
+    pool: asyncpg.Pool,
+) -> None:
+    attempts: list[int] = []
+
+    def flaky(handler: Any) -> Any:
+        async def handle(conn: asyncpg.Connection, fresh: list[Received]) -> BatchResult:
+            attempts.append(len(fresh))
+            result = await handler(conn, fresh)
+            if len(attempts) == 2:  # the big batch's first attempt, after its claims
+                raise ConnectionResetError("the database went away")
+            return result
+
+        return handle
+
+    pipeline = Pipeline(sends_consumer(flaky), pool, retry_max_seconds=10)
+    spy = Spy(pipeline)
+    first = sends(5, T0 + timedelta(hours=1), timedelta(minutes=1), "warm")
+    assert await pipeline.process(first)
+    batch = sends(
+        3 * OVERLAP_CHUNK, T0 + timedelta(hours=2), timedelta(seconds=5), uuid.uuid4().hex
+    )
+    assert await pipeline.process(batch)
+    assert spy.calls == ["_apply", "_apply_overlapped", "_apply"]
+    assert attempts == [5, len(batch), len(batch)]
+    assert await counters(pool) == expected(first + batch)
