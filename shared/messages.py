@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
 from shared.contract.envelope import CloudEvent
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
-    """One valid input event, with its typed `data`."""
+class Received(NamedTuple):
+    """One valid input event, with its typed `data`. A named tuple rather than a frozen
+    dataclass: one is built per record on the hottest path, and a tuple is built in a third
+    of the time."""
 
     event: CloudEvent
     data: Any

@@ -88,6 +88,10 @@ def register(
     async def on_batch(message: KafkaMessage) -> None:
         raw = message.raw_message
         records = raw if isinstance(raw, tuple) else (raw,)
+        if not pipeline.accepting:
+            # Stopping: not applied, not committed; the next owner reads it from the last
+            # commit. Stopping is then prompt however deep the backlog.
+            return
         if await pipeline.process(records):
             try:
                 await message.ack()
@@ -112,6 +116,7 @@ class Fleet:
     pool: asyncpg.Pool | None = None
     broker: KafkaBroker | None = None
     relays: list[OutboxRelay] = field(default_factory=list)
+    pipelines: list[Pipeline] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -131,12 +136,9 @@ class Fleet:
         self.broker = make_broker(settings, self.bootstrap, client_id=f"ipfleet-{names}")
         for service in self.services:
             for consumer in service.consumers:
-                register(
-                    self.broker,
-                    consumer,
-                    Pipeline(consumer, self.pool, settings.retry_max_seconds),
-                    settings,
-                )
+                pipeline = Pipeline(consumer, self.pool, settings.retry_max_seconds)
+                self.pipelines.append(pipeline)
+                register(self.broker, consumer, pipeline, settings)
             relay = OutboxRelay(
                 relay=service.name,
                 dsn=self.dsn,
@@ -160,6 +162,8 @@ class Fleet:
 
     async def stop(self) -> None:
         """Stop fetching, let in-flight batches finish and commit, then stop relays."""
+        for pipeline in self.pipelines:
+            pipeline.accepting = False
         if self.broker is not None:
             await self.broker.stop()
         for relay in self.relays:
