@@ -69,7 +69,7 @@ async def measure(rate: float, seconds: float, warmup_seconds: float) -> None:
             "LOG_FORMAT": "json",
         }
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed
                 [sys.executable, "-m", "shared", "run", "provisioner"],
                 env=env,
                 stdout=log,

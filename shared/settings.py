@@ -92,7 +92,8 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias="IPFLEET_RETRY_MAX_SECONDS",
         description="How long a batch is retried in place on a transient failure before it is "
-        "handed back to Kafka (seek back, fetch again); keeps the consumer inside max_poll_interval.",
+        "handed back to Kafka (seek back, fetch again); keeps the consumer inside "
+        "max_poll_interval.",
     )
     outbox_poll_seconds: float = Field(
         default=1.0, gt=0, validation_alias="IPFLEET_OUTBOX_POLL_SECONDS"

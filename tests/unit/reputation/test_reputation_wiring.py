@@ -124,8 +124,13 @@ def test_cli_times_without_a_zone_are_utc() -> None:
 
 @pytest.mark.parametrize(
     ("given", "pool"),
-    [("good", "dynamic_good"), ("POOR", "dynamic_poor"), ("dynamic_new", "dynamic_new"),
-     ("marketing", "marketing"), (None, None)],
+    [
+        ("good", "dynamic_good"),
+        ("POOR", "dynamic_poor"),
+        ("dynamic_new", "dynamic_new"),
+        ("marketing", "marketing"),
+        (None, None),
+    ],
 )
 def test_band_filter_takes_a_band_or_a_pool(given: str | None, pool: str | None) -> None:
     assert commands.pool_filter(given) == pool
@@ -146,8 +151,14 @@ def test_a_history_line_shows_seed_003_fields() -> None:
         }
     )
     assert line.startswith("2026-11-02T09:00:00Z")
-    for part in ("dynamic_poor", "dynamic_good", "system", "1.0000%", "5000",
-                 "bounce_rate in good threshold"):
+    for part in (
+        "dynamic_poor",
+        "dynamic_good",
+        "system",
+        "1.0000%",
+        "5000",
+        "bounce_rate in good threshold",
+    ):
         assert part in line
     assert "unchanged" not in line
 
@@ -215,5 +226,8 @@ def test_the_service_takes_its_commands_and_skips_the_others() -> None:
     assert set(released.types) == {"ip.released"}
     assert set(released.others) == set(IP_STATE_TYPES) - {"ip.released"}
     assert set(by_topic) == {
-        "ip.commands", "domain.health_checked", "ip.provisioned", "ip.state_changed"
+        "ip.commands",
+        "domain.health_checked",
+        "ip.provisioned",
+        "ip.state_changed",
     }
