@@ -317,11 +317,10 @@ class Pipeline:
         """Everything after the inbox claim, in the batch's transaction: dead letters, the
         handler, the outbox, the clock."""
         consumer = self.consumer
-        dead: list[outbox.OutboxRow] = [
-            self._dead_row(record, item) for record, item in parsed if isinstance(item, Rejected)
-        ]
+        dead: list[outbox.OutboxRow] = []
         for record, item in parsed:
             if isinstance(item, Rejected):
+                dead.append(self._dead_row(record, item))
                 log.warning(
                     "dead-lettered",
                     consumer=consumer.name,
@@ -330,11 +329,18 @@ class Pipeline:
                     partition=record.partition,
                     offset=record.offset,
                 )
-        by_id = {id(item): record for record, item in parsed}
+        by_id: dict[int, Record] = {}
+
+        def record_of(item: Received) -> Record:
+            # Only a batch with a dead letter pays for the index.
+            if not by_id:
+                by_id.update((id(i), r) for r, i in parsed)
+            return by_id[id(item)]
+
         for item in expired:
             dead.append(
                 self._dead_row(
-                    by_id[id(item)],
+                    record_of(item),
                     Rejected(
                         "OutsideRetention",
                         f"event day {item.time.date()} is older than the "
@@ -356,7 +362,7 @@ class Pipeline:
                 emitted, rejected = await self._handle_one(conn, item)
                 emits.extend(emitted)
                 if rejected is not None:
-                    dead.append(self._dead_row(by_id[id(item)], rejected))
+                    dead.append(self._dead_row(record_of(item), rejected))
         elif fresh:
             assert consumer.handle_batch is not None
             result = await consumer.handle_batch(conn, fresh)
@@ -371,7 +377,7 @@ class Pipeline:
                     reason=rejected.error_class,
                     detail=rejected.message,
                 )
-                dead.append(self._dead_row(by_id[id(item)], rejected))
+                dead.append(self._dead_row(record_of(item), rejected))
         rows = outbox.emitted_rows(consumer.service, emits) + dead
         await outbox.append(conn, consumer.service, rows)
         if valid:

@@ -94,16 +94,27 @@ async def test_a_provisioner_stopped_mid_stream_loses_nothing_and_duplicates_not
     tmp_path: Path,
 ) -> None:
     sent = requests(300, "kill")
-    for event in sent:
-        await publisher.send_soon(topics.IP_REQUESTED, event, key=event["data"]["account_id"])
-    await publisher.flush()
-
     service = ServiceProcess(
         ["provisioner"],
         process_env(database, kafka_server, topic_prefix),
         tmp_path / "provisioner.log",
     )
     service.start()
+
+    async def started() -> bool:
+        return "services started" in service.log_text()
+
+    await wait_until(started, 90, "the provisioner to start")
+
+    async def publish_steadily() -> None:
+        # A stream still flowing when the stop comes (a backlog published up front is
+        # drained in a moment), so the stop lands mid-stream.
+        for event in sent:
+            await publisher.send_soon(topics.IP_REQUESTED, event, key=event["data"]["account_id"])
+            await asyncio.sleep(0.01)
+        await publisher.flush()
+
+    publishing = asyncio.create_task(publish_steadily())
     try:
         await wait_until(lambda: _more_than(database, 40), 90, "the first IPs")
         if stop == "SIGKILL":
@@ -114,12 +125,14 @@ async def test_a_provisioner_stopped_mid_stream_loses_nothing_and_duplicates_not
             assert "services stopped" in service.log_text()
         killed_at = await count_ips(database)
         assert killed_at < len(sent), "the kill came too late to test anything"
+        await publishing
         service.start()
         await wait_until(lambda: _at_least(database, len(sent)), 120, "every request")
         async with follow([topics.IP_PROVISIONED]) as seen:
             await wait_for_answers(seen, sent, timeout=60)
         assert service.terminate() == 0
     finally:
+        publishing.cancel()
         if service.proc and service.proc.poll() is None:
             service.proc.kill()
     assert await count_ips(database) == len(sent)
