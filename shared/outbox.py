@@ -62,11 +62,13 @@ def dead_letter_row(
     partition: int,
     offset: int,
 ) -> OutboxRow:
-    """The input message unchanged, with headers naming the error."""
-    kept = [[name, raw.decode("utf-8", "replace")] for name, raw in headers]
+    """The input message unchanged, with headers naming the error. The value is kept byte
+    for byte; the key and header values are text to Postgres, so bytes it cannot store (bad
+    UTF-8, NUL) become U+FFFD rather than failing the dead letter itself."""
+    kept = [[_storable(name), _storable(raw.decode("utf-8", "replace"))] for name, raw in headers]
     kept += [
         ["error.class", error_class],
-        ["error.message", message[:2000]],
+        ["error.message", _storable(message[:2000])],
         ["error.consumer", consumer],
         ["error.topic", topic],
         ["error.partition", str(partition)],
@@ -74,10 +76,14 @@ def dead_letter_row(
     ]
     return OutboxRow(
         dead_letter(topic),
-        key.decode("utf-8", "replace") if key is not None else None,
+        _storable(key.decode("utf-8", "replace")) if key is not None else None,
         value or b"",
         json.dumps(kept),
     )
+
+
+def _storable(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
 
 
 async def append(conn: asyncpg.Connection, relay: str, rows: Sequence[OutboxRow]) -> None:

@@ -219,11 +219,14 @@ class Pipeline:
         kept failing transiently for `retry_max_seconds` (seek back and fetch again)."""
         parsed: list[Parsed] = []
         overlap = len(records) >= 2 * OVERLAP_CHUNK
+        one_by_one = False
         delay = 0.05
         deadline = asyncio.get_running_loop().time() + self.retry_max_seconds
         while True:
             try:
-                if overlap:
+                if one_by_one:
+                    await self._apply_one_by_one(records)
+                elif overlap:
                     overlap = False  # first attempt only: a retry takes the plain path
                     await self._apply_overlapped(records, parsed)
                 else:
@@ -233,6 +236,16 @@ class Pipeline:
             except _NewDay:
                 continue  # a day partition is needed first: the plain path creates it
             except Exception as error:
+                if not is_transient(error) and not one_by_one:
+                    # Something in the batch breaks it for good (a value Postgres refuses,
+                    # a handler bug): find it by applying the records one at a time.
+                    log.exception(
+                        "batch failed for good; applying its records one by one",
+                        consumer=self.consumer.name,
+                        records=len(records),
+                    )
+                    one_by_one = True
+                    continue
                 if not is_transient(error):
                     raise
                 if asyncio.get_running_loop().time() + delay > deadline:
@@ -250,6 +263,36 @@ class Pipeline:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0) * (0.8 + random.random() * 0.4)
+
+    async def _apply_one_by_one(self, records: Sequence[Record]) -> None:
+        """Each record in its own transaction; one that fails for good is dead-lettered with
+        the error as its reason, and the rest are applied. What an earlier attempt of the
+        batch applied is in the inbox already, so nothing is applied twice. A transient
+        failure is raised: the caller retries (or hands back) the batch."""
+        for record in records:
+            item = parse_record(record, self.consumer)
+            try:
+                await self._apply([(record, item)])
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                rejected = Rejected(type(error).__name__, str(error) or repr(error))
+                event = item.event if isinstance(item, Received) else None
+                log.error(
+                    "dead-lettered",
+                    consumer=self.consumer.name,
+                    event_id=event.id if event else None,
+                    event_type=event.type if event else None,
+                    key=item.key if isinstance(item, Received) else None,
+                    reason=rejected.error_class,
+                    detail=rejected.message,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await outbox.append(
+                        conn, self.consumer.service, [self._dead_row(record, rejected)]
+                    )
 
     def _parse(self, records: Sequence[Record]) -> list[Parsed]:
         return [(record, parse_record(record, self.consumer)) for record in records]

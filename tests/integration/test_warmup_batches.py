@@ -203,3 +203,42 @@ async def test_a_transient_failure_after_an_overlapped_claim_is_retried_counting
     assert spy.calls == ["_apply", "_apply_overlapped", "_apply"]
     assert attempts == [5, len(batch), len(batch)]
     assert await counters(pool) == expected(first + batch)
+
+
+def with_id(record: FakeRecord, event_id: str) -> FakeRecord:
+    value = json.loads(record.value)
+    value["id"] = event_id
+    return replace(record, value=json.dumps(value).encode())
+
+
+@pytest.mark.parametrize("size", [30, 3 * OVERLAP_CHUNK], ids=["plain", "overlapped"])
+async def test_a_batch_broken_by_one_event_applies_the_rest_and_dead_letters_that_one(
+    pool: asyncpg.Pool, size: int
+) -> None:
+    """An id Postgres cannot store (a NUL in it) fails the whole batch's claim for good: the
+    pipeline applies the records one by one, dead-letters that one with the reason and
+    counts every other send once; the batch is then done (offsets may be committed)."""
+    pipeline = Pipeline(sends_consumer(), pool)
+    warm = sends(5, T0 + timedelta(hours=1), timedelta(minutes=1), "warm")
+    assert await pipeline.process(warm)  # the day partition exists
+    batch = sends(size, T0 + timedelta(hours=1), timedelta(seconds=1), uuid.uuid4().hex)
+    poison = size // 2 + 7
+    batch[poison] = with_id(batch[poison], "bad\x00id")
+    batch[poison].key = b"bad\x00key"
+
+    assert await pipeline.process(batch + warm[:2])  # a redelivered pair among them
+
+    good = batch[:poison] + batch[poison + 1 :]
+    assert await counters(pool) == expected(warm + good)
+    rows = await pool.fetch(
+        "SELECT topic, key, value, headers FROM outbox WHERE topic LIKE '%.dlq' ORDER BY position"
+    )
+    assert len(rows) == 1
+    [dead] = rows
+    assert dead["topic"] == "send.recorded.dlq"
+    assert bytes(dead["value"]) == batch[poison].value  # the input, byte for byte
+    assert dead["key"] == "bad\ufffdkey"
+    headers = dict(json.loads(dead["headers"]))
+    assert headers["error.consumer"] == "warmup/send.recorded"
+    assert headers["error.class"] == "CharacterNotInRepertoireError"
+    assert "0x00" in headers["error.message"]
