@@ -287,6 +287,31 @@ def ip_list() -> None:
         )
 
 
+@ip_app.command("unknown")
+def ip_unknown(
+    days: Annotated[
+        int, typer.Option(min=1, help="UTC days shown, back from the newest one with such sends")
+    ] = 7,
+) -> None:
+    """Sends on addresses no IP of ours holds (counted apart by warmup), per UTC day of
+    event time."""
+    from services.warmup import store
+
+    async def read() -> Any:
+        conn = await asyncpg.connect(_database_url(get_settings()))
+        try:
+            return await store.unknown_sends(conn, days)
+        finally:
+            await conn.close()
+
+    typer.echo(f"{'DAY':<10} {'ADDRESS':<39} {'SENDS':>9} {'FIRST SEEN':<20} {'LAST SEEN':<20}")
+    for address, day, sends in _run(read()):
+        typer.echo(
+            f"{day.isoformat():<10} {address:<39} {sends.n:>9} "
+            f"{sends.first_seen:%Y-%m-%dT%H:%M:%SZ} {sends.last_seen:%Y-%m-%dT%H:%M:%SZ}"
+        )
+
+
 # ---- pools and domains (the reputation service's) ------------------------------------------
 
 

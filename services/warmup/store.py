@@ -105,6 +105,17 @@ async def count_unknown(
     )
 
 
+async def unknown_sends(
+    conn: asyncpg.Connection, days: int
+) -> list[tuple[str, date, UnknownSends]]:
+    """Sends counted as unknown over the `days` latest UTC days: (address, day, sends)."""
+    rows = await conn.fetch(SQL.unknown_sends, days)
+    return [
+        (row["address"], row["day"], UnknownSends(row["n"], row["first_seen"], row["last_seen"]))
+        for row in rows
+    ]
+
+
 async def counters_since(
     conn: asyncpg.Connection, since: Mapping[str, date]
 ) -> dict[str, SendCounters]:

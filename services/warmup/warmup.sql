@@ -75,6 +75,15 @@ ON CONFLICT (address, day) DO UPDATE SET
     first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),
     last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen);
 
+-- name: unknown_sends
+-- What `ipfleet ip unknown` reports: sends on addresses no IP of ours held, per UTC day,
+-- over the $1 latest days (event time: counted back from the newest day recorded),
+-- newest day first.
+SELECT address, day, n, first_seen, last_seen
+FROM unknown_ip_sends
+WHERE day > (SELECT max(day) FROM unknown_ip_sends) - $1::int
+ORDER BY day DESC, n DESC, address;
+
 -- name: counters_since
 -- Each IP's hourly counters from its own first day on (the rules need the IP's current
 -- UTC day onward).

@@ -393,6 +393,23 @@ async def test_an_ip_that_sends_too_little_holds_and_the_reason_shows(
     # A hold is no event: only the start was emitted.
     assert [e["type"] for e in warmup_events(seen, ip_id)] == ["ip.warmup_started"]
 
+    # `ipfleet ip list`: one row per IP, with status and warm-up progress.
+    listed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "shared", "ip", "list"],
+        env={**os.environ, "DATABASE_URL": database, "LOG_FORMAT": "json"},
+        capture_output=True,
+        check=True,
+        timeout=60,
+        text=True,
+    )
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == [
+        "IP_ID", "ACCOUNT", "ADDRESS", "STATUS", "DAY", "PROGRESS", "LIMIT", "SCORE"
+    ]  # fmt: skip
+    row = next(r.split() for r in rows if r.startswith(ip_id))
+    assert row[1:7] == ["acct_h", view["address"], "warming", "1", "0%", "10"]
+
 
 async def test_a_complaint_spike_suspends_and_the_ip_resumes_one_day_back(
     start_fleet: Any,
@@ -500,6 +517,28 @@ async def test_sends_on_unknown_ips_are_counted_as_unknown_and_another_accounts_
         ("192.0.2.99", "2026-01-05", 3),
     ]
     assert (await counted(database, ip["ip_id"]))["delivered"] == 1
+
+    # What an operator reads: `ipfleet ip unknown`, newest day first; `--days 1` keeps the
+    # newest day only.
+    async def report(*args: str) -> list[list[str]]:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "shared", "ip", "unknown", *args],
+            env={**os.environ, "DATABASE_URL": database, "LOG_FORMAT": "json"},
+            capture_output=True,
+            check=True,
+            timeout=60,
+            text=True,
+        )
+        return [line.split() for line in done.stdout.splitlines()[1:]]
+
+    first = (D1 + 9 * H).strftime("%Y-%m-%dT%H:%M:%SZ")
+    last = (D1 + 9 * H + 2 * M).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert await report() == [
+        ["2026-01-06", "192.0.2.98", "1", *[(D1 + DAY + 9 * H).strftime("%Y-%m-%dT%H:%M:%SZ")] * 2],
+        ["2026-01-05", "192.0.2.99", "3", first, last],
+    ]
+    assert [row[:2] for row in await report("--days", "1")] == [["2026-01-06", "192.0.2.98"]]
 
 
 async def test_warmup_start_commands_are_answered_and_a_cooldown_stops_the_warmup(
