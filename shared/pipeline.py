@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache, cached_property
+from operator import attrgetter
 from typing import Any, Literal, Protocol
 
 import asyncpg
@@ -424,7 +425,7 @@ class Pipeline:
         rows = outbox.emitted_rows(consumer.service, emits) + dead
         await outbox.append(conn, consumer.service, rows)
         if valid:
-            await conn.execute(SQL.advance_clock, consumer.service, max(v.time for v in valid))
+            await conn.execute(SQL.advance_clock, consumer.service, max(map(_event_time, valid)))
 
     async def _handle_one(
         self, conn: asyncpg.Connection, item: Received
@@ -462,34 +463,50 @@ class Pipeline:
         transaction."""
         if not valid:
             return [], []
-        expired: list[Received] = []
         if self.consumer.inbox == "keep":
             rows = await conn.fetch(SQL.claim, self.consumer.name, [v.id for v in valid])
-        else:
-            if horizon == "unread":
-                horizon = await self._retention_horizon(conn)
-            days = [v.event.time.date() for v in valid]
-            judged = [
-                (v, d) for v, d in zip(valid, days, strict=True) if horizon is None or d >= horizon
-            ]
-            expired = [
-                v for v, d in zip(valid, days, strict=True) if horizon is not None and d < horizon
-            ]
-            rows = await conn.fetch(
+            claimed = {row[0] for row in rows}
+            fresh: list[Received] = []
+            for item in valid:
+                # The first occurrence in the batch wins; a duplicate inside it is dropped.
+                if item.event.id in claimed:
+                    claimed.discard(item.event.id)
+                    fresh.append(item)
+            return fresh, []
+
+        if horizon == "unread":
+            horizon = await self._retention_horizon(conn)
+        judged: list[Received] = []
+        expired: list[Received] = []
+        ids: set[str] = set()
+        days: list[str] = []
+        iso: dict[date, str] = {}
+        for item in valid:
+            day = item.event.time.date()
+            if horizon is not None and day < horizon:
+                expired.append(item)
+                continue
+            if item.event.id in ids:
+                continue  # the first occurrence in the batch wins
+            ids.add(item.event.id)
+            judged.append(item)
+            text = iso.get(day)
+            if text is None:
+                text = iso[day] = day.isoformat()
+            days.append(text)
+        if not judged:
+            return [], expired
+        seen_before = set(
+            await conn.fetchval(
                 SQL.claim_daily,
                 self.consumer.name,
-                [d for _, d in judged],
-                [v.event.id for v, _ in judged],
+                json.dumps(days),
+                json.dumps([item.event.id for item in judged]),
             )
-        claimed = {row[0] for row in rows}
-        fresh: list[Received] = []
-        for item in valid:
-            # The first occurrence in the batch wins; a duplicate inside the batch is dropped.
-            event_id = item.event.id
-            if event_id in claimed:
-                claimed.discard(event_id)
-                fresh.append(item)
-        return fresh, expired
+        )
+        if not seen_before:
+            return judged, expired
+        return [item for n, item in enumerate(judged, 1) if n not in seen_before], expired
 
     async def _retention_horizon(self, conn: asyncpg.Connection) -> date | None:
         watermark: datetime | None = await conn.fetchval(SQL.read_clock, self.consumer.service)
@@ -534,6 +551,9 @@ def _with_cause(emit: Emit, cause: Cause) -> Emit:
         discriminator=emit.discriminator,
         cause=cause,
     )
+
+
+_event_time = attrgetter("event.time")
 
 
 def partition_name(day: date) -> str:

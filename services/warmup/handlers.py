@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import cast
 
 import asyncpg
@@ -269,6 +270,8 @@ async def on_ip_stopped(
     return await settle(conn, config, [ip], now, {}, refresh_all=True)
 
 
+_event_time = attrgetter("event.time")
+
 # ---- send.recorded (batches) -----------------------------------------------------------------
 
 
@@ -317,7 +320,7 @@ async def on_sends(
         await store.count_sends(conn, attribution.counted)
 
     touched = [ip for ip in ips if ip.ip_id in attribution.latest]
-    now = decision_time(max(item.time for item in fresh), config.lateness)
+    now = decision_time(max(map(_event_time, fresh)), config.lateness)
     causes = {ip_id: fresh[position].id for ip_id, position in attribution.latest.items()}
     result.extend(await settle(conn, config, touched, now, causes))
     return result
