@@ -20,30 +20,16 @@ import time
 import uuid
 from pathlib import Path
 
-import asyncpg
-
+from bench.databases import fresh_database
 from shared.client import Follower, Publisher, cloud_event
 from shared.contract import topics
 from shared.infrastructure import provide_kafka, provide_postgres
-from shared.migrate import migrate
 from shared.settings import Settings
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-async def fresh_database(server_url: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    dsn = server_url.rpartition("/")[0] + "/" + name
-    await migrate(dsn)
-    return dsn
 
 
 async def measure(rate: float, seconds: float, warmup_seconds: float) -> None:

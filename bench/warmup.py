@@ -37,6 +37,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from bench.databases import fresh_database
 from services.provisioner.service import build as build_provisioner
 from services.warmup.service import build as build_warmup
 from services.warmup.settings import WarmupSettings
@@ -44,7 +45,6 @@ from shared.client import Publisher, cloud_event
 from shared.contract import topics
 from shared.infrastructure import provide_kafka, provide_postgres
 from shared.kafka import client_options, ensure_topics
-from shared.migrate import migrate
 from shared.runtime import Fleet
 from shared.settings import Settings
 
@@ -58,18 +58,6 @@ OUTCOME_MIX = {
     "dropped": 0.0196,
     "complained": 0.0004,
 }
-
-
-async def fresh_database(server_url: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    dsn = server_url.rpartition("/")[0] + "/" + name
-    await migrate(dsn)
-    return dsn
 
 
 async def scalar(dsn: str, sql: str) -> Any:

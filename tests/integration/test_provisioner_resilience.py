@@ -18,6 +18,7 @@ from shared.contract import topics
 from shared.replay import LiveMembers, group_positions, replay
 from shared.settings import Settings
 from tests.integration.processes import ServiceProcess
+from tests.integration.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,15 +47,6 @@ async def wait_for_answers(seen: Any, sent: list[dict[str, Any]], timeout: float
         return wanted <= {e["causationid"] for e in seen.of_type("ip.provisioned")}
 
     await wait_until(answered, timeout, f"answers to {len(wanted)} requests")
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def assert_each_request_answered_once(

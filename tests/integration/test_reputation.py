@@ -22,6 +22,7 @@ from services.reputation.service import build
 from shared.client import Follower, Publisher, Seen, cloud_event
 from shared.contract import topics
 from shared.settings import Settings
+from tests.integration.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -124,12 +125,7 @@ async def query(database: str, sql: str, *args: Any) -> list[asyncpg.Record]:
 
 
 async def eventually(probe: Callable[[], Awaitable[bool]], what: str, within: float = 20) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await probe():
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+    await wait_until(probe, within, what)
 
 
 async def enable_dynamic_pools(

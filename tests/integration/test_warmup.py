@@ -28,6 +28,7 @@ from shared.contract import topics
 from shared.contract.envelope import derive_event_id
 from shared.ip_view import load_ip_view
 from shared.settings import Settings
+from tests.integration.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -122,13 +123,18 @@ async def counted(dsn: str, ip_id: str | None = None) -> dict[str, int]:
         await conn.close()
 
 
-async def wait_until(predicate: Callable[[], Any], timeout: float = 30, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+async def ipfleet(database: str, *args: str) -> str:
+    """`ipfleet ARGS` as an operator runs it, against `database`; its standard output."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "shared", *args],
+        env={**os.environ, "DATABASE_URL": database, "LOG_FORMAT": "json"},
+        capture_output=True,
+        check=True,
+        timeout=60,
+        text=True,
+    )
+    return done.stdout
 
 
 async def wait_counted(dsn: str, total: int, ip_id: str | None = None) -> None:
@@ -376,15 +382,7 @@ async def test_an_ip_that_sends_too_little_holds_and_the_reason_shows(
         await seen.poll()
 
     # `ipfleet ip show` is what an operator reads.
-    shown = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "shared", "ip", "show", ip_id],
-        env={**os.environ, "DATABASE_URL": database, "LOG_FORMAT": "json"},
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    view = json.loads(shown.stdout)
+    view = json.loads(await ipfleet(database, "ip", "show", ip_id))
     warmup = view["warmup"]
     assert view["status"] == "warming" and warmup["day"] == 1
     assert warmup["hold_reason"].startswith("bounce_rate: 25.00% of sent mail")
@@ -394,16 +392,7 @@ async def test_an_ip_that_sends_too_little_holds_and_the_reason_shows(
     assert [e["type"] for e in warmup_events(seen, ip_id)] == ["ip.warmup_started"]
 
     # `ipfleet ip list`: one row per IP, with status and warm-up progress.
-    listed = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "shared", "ip", "list"],
-        env={**os.environ, "DATABASE_URL": database, "LOG_FORMAT": "json"},
-        capture_output=True,
-        check=True,
-        timeout=60,
-        text=True,
-    )
-    header, *rows = listed.stdout.splitlines()
+    header, *rows = (await ipfleet(database, "ip", "list")).splitlines()
     assert header.split() == [
         "IP_ID", "ACCOUNT", "ADDRESS", "STATUS", "DAY", "PROGRESS", "LIMIT", "SCORE"
     ]  # fmt: skip
@@ -521,16 +510,8 @@ async def test_sends_on_unknown_ips_are_counted_as_unknown_and_another_accounts_
     # What an operator reads: `ipfleet ip unknown`, newest day first; `--days 1` keeps the
     # newest day only.
     async def report(*args: str) -> list[list[str]]:
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "shared", "ip", "unknown", *args],
-            env={**os.environ, "DATABASE_URL": database, "LOG_FORMAT": "json"},
-            capture_output=True,
-            check=True,
-            timeout=60,
-            text=True,
-        )
-        return [line.split() for line in done.stdout.splitlines()[1:]]
+        listed = await ipfleet(database, "ip", "unknown", *args)
+        return [line.split() for line in listed.splitlines()[1:]]
 
     first = (D1 + 9 * H).strftime("%Y-%m-%dT%H:%M:%SZ")
     last = (D1 + 9 * H + 2 * M).strftime("%Y-%m-%dT%H:%M:%SZ")

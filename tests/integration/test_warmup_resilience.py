@@ -19,6 +19,7 @@ from shared.client import Follower, Publisher, cloud_event
 from shared.contract import topics
 from shared.settings import Settings
 from tests.integration.processes import ServiceProcess
+from tests.integration.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -60,15 +61,6 @@ async def counters(dsn: str) -> dict[tuple[str, str, int, str], int]:
 
 async def total(dsn: str) -> int:
     return sum((await counters(dsn)).values())
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def test_a_warmup_worker_killed_mid_stream_double_counts_nothing(
