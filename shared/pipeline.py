@@ -23,7 +23,7 @@ import asyncpg
 import structlog
 from pydantic import BaseModel, ValidationError, create_model
 
-from shared import outbox
+from shared import event_clock, outbox
 from shared.contract.envelope import CloudEvent
 from shared.messages import BatchResult, Cause, Emit, Received, Rejected, Unprocessable
 from shared.sql import load_statements
@@ -32,7 +32,11 @@ log = structlog.get_logger(__name__)
 SQL = load_statements("shared", "inbox.sql")
 
 EventHandler = Callable[[asyncpg.Connection, Received], Awaitable[Sequence[Emit]]]
-BatchHandler = Callable[[asyncpg.Connection, list[Received]], Awaitable[BatchResult]]
+# A batch handler also receives the clock of each partition the batch read, after the batch:
+# an entity is judged on its own partition's event time (shared.event_clock).
+BatchHandler = Callable[
+    [asyncpg.Connection, list[Received], Mapping[int, datetime]], Awaitable[BatchResult]
+]
 InvalidAnswer = Callable[[CloudEvent, Rejected], Sequence[Emit]]
 
 
@@ -143,7 +147,7 @@ def parse_record(record: Record, consumer: Consumer) -> Received | Rejected | No
             pass
         else:
             key = record.key.decode("utf-8", "replace") if record.key is not None else None
-            return Received(event, event.data, record.topic, key)
+            return Received(event, event.data, record.topic, key, record.partition)
     try:
         event = CloudEvent.model_validate_json(value)
     except ValidationError:
@@ -192,7 +196,7 @@ def _typed(record: Record, consumer: Consumer, event: CloudEvent) -> Received | 
     except ValidationError as error:
         return Rejected("ValidationFailed", f"{event.type}: {_short(error)}", event)
     key = record.key.decode("utf-8", "replace") if record.key is not None else None
-    return Received(event, data, record.topic, key)
+    return Received(event, data, record.topic, key, record.partition)
 
 
 def _short(error: ValidationError) -> str:
@@ -213,11 +217,16 @@ class Pipeline:
     # False once the process is stopping: batches fetched after that are left uncommitted
     # for the group's next owner instead of being applied (see runtime.register).
     accepting: bool = True
+    # How many partitions the topic has (from the consumer's metadata), so that partitions
+    # nothing was read on yet hold back the slowest clock; None until known.
+    partition_count: int | None = None
     _known_partitions: set[str] = field(default_factory=set)
+    _clocked_partitions: int = 0
 
     async def process(self, records: Sequence[Record]) -> bool:
         """Apply a batch. True when it is durably applied (commit offsets); False when it
         kept failing transiently for `retry_max_seconds` (seek back and fetch again)."""
+        await self._know_partitions()
         parsed: list[Parsed] = []
         overlap = len(records) >= 2 * OVERLAP_CHUNK
         one_by_one = False
@@ -264,6 +273,16 @@ class Pipeline:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0) * (0.8 + random.random() * 0.4)
+
+    async def _know_partitions(self) -> None:
+        """Give every partition of the topic a clock row once (outside the batch's
+        transaction: the rows hold no state), so an unread one holds the slowest clock."""
+        count = self.partition_count
+        if count is None or count <= self._clocked_partitions:
+            return
+        async with self.pool.acquire() as conn:
+            await event_clock.know_partitions(conn, self.consumer.name, count)
+        self._clocked_partitions = count
 
     async def _apply_one_by_one(self, records: Sequence[Record]) -> None:
         """Each record in its own transaction; one that fails for good is dead-lettered with
@@ -401,6 +420,7 @@ class Pipeline:
                     emits.extend(
                         _with_cause(e, cause) for e in consumer.answer_invalid(item.event, item)
                     )
+        clocks = await self._advance_clocks(conn, valid)
         if consumer.handle is not None:
             for item in fresh:
                 emitted, rejected = await self._handle_one(conn, item)
@@ -409,7 +429,7 @@ class Pipeline:
                     dead.append(self._dead_row(record_of(item), rejected))
         elif fresh:
             assert consumer.handle_batch is not None
-            result = await consumer.handle_batch(conn, fresh)
+            result = await consumer.handle_batch(conn, fresh, clocks)
             emits.extend(result.emits)
             for item, rejected in result.rejected:
                 log.warning(
@@ -426,6 +446,15 @@ class Pipeline:
         await outbox.append(conn, consumer.service, rows)
         if valid:
             await conn.execute(SQL.advance_clock, consumer.service, max(map(_event_time, valid)))
+
+    async def _advance_clocks(
+        self, conn: asyncpg.Connection, valid: list[Received]
+    ) -> dict[int, datetime]:
+        """Move the clock of each partition the batch read (every valid event counts, a
+        repeat included: it was read there); returns those partitions' clocks."""
+        return await event_clock.advance(
+            conn, self.consumer.name, ((v.partition, v.event.time) for v in valid)
+        )
 
     async def _handle_one(
         self, conn: asyncpg.Connection, item: Received
@@ -509,7 +538,11 @@ class Pipeline:
         return [item for n, item in enumerate(judged, 1) if n not in seen_before], expired
 
     async def _retention_horizon(self, conn: asyncpg.Connection) -> date | None:
-        watermark: datetime | None = await conn.fetchval(SQL.read_clock, self.consumer.service)
+        """Days before this are outside the deduplication window. On the slowest partition's
+        clock, as inbox retention drops them: a partition read ahead of the others must not
+        expire the days a slower one is still reading."""
+        clock = await event_clock.load_subscription(conn, self.consumer.name)
+        watermark = clock.slowest()
         if watermark is None:
             return None
         return watermark.date() - timedelta(days=self.consumer.retention_days)

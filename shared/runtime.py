@@ -9,7 +9,7 @@ import gc
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -19,8 +19,9 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import outbox
+from shared import event_clock, outbox
 from shared.contract.topics import dead_letter
+from shared.event_clock import Clocks
 from shared.kafka import ensure_topics, make_broker, make_producer
 from shared.messages import Emit
 from shared.pipeline import Consumer, Pipeline, drop_expired_day_partitions
@@ -31,13 +32,15 @@ from shared.sql import load_statements
 log = structlog.get_logger(__name__)
 SQL = load_statements("shared", "inbox.sql")
 
-SweepRun = Callable[[asyncpg.Connection, datetime], Awaitable[Sequence[Emit]]]
+# A sweep reads the service's partition clocks (shared.event_clock), never the wall clock.
+SweepRun = Callable[[asyncpg.Connection, Clocks], Awaitable[Sequence[Emit]]]
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """A periodic step on the service's event-time clock (e.g. end cooldowns). It must be
-    idempotent: it runs on every replica's timer, one at a time, and may run twice."""
+    """A periodic step on the service's event-time clocks (e.g. end cooldowns). It must be
+    idempotent: it runs on every replica's timer, one at a time, and may run twice. It
+    decides for an entity only on a clock safe for that entity's partition."""
 
     name: str
     run: SweepRun
@@ -66,7 +69,8 @@ async def _no_decode(_: Any) -> None:
 
 def register(
     broker: KafkaBroker, consumer: Consumer, pipeline: Pipeline, settings: Settings
-) -> None:
+) -> Any:
+    """Subscribe the pipeline to its topic; returns the FastStream subscriber."""
     subscriber = broker.subscriber(
         settings.kafka_topic_prefix + consumer.topic,
         group_id=settings.kafka_topic_prefix + group_id(consumer.service, consumer.topic),
@@ -88,6 +92,8 @@ def register(
     async def on_batch(message: KafkaMessage) -> None:
         raw = message.raw_message
         records = raw if isinstance(raw, tuple) else (raw,)
+        if pipeline.partition_count is None:
+            pipeline.partition_count = _partition_count(message, records)
         if not pipeline.accepting:
             # Stopping: not applied, not committed; the next owner reads it from the last
             # commit. Stopping is then prompt however deep the backlog.
@@ -103,6 +109,16 @@ def register(
             await message.nack()
 
     subscriber(on_batch)
+    return subscriber
+
+
+def _partition_count(message: KafkaMessage, records: Sequence[Any]) -> int | None:
+    """How many partitions the batch's topic has, from the consumer's metadata."""
+    consumer = getattr(message, "consumer", None)
+    if consumer is None or not records or not hasattr(consumer, "partitions_for_topic"):
+        return None
+    partitions = consumer.partitions_for_topic(records[0].topic)
+    return len(partitions) if partitions else None
 
 
 @dataclass
@@ -117,6 +133,7 @@ class Fleet:
     broker: KafkaBroker | None = None
     relays: list[OutboxRelay] = field(default_factory=list)
     pipelines: list[Pipeline] = field(default_factory=list)
+    _subscribers: list[tuple[Any, Pipeline]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -138,7 +155,8 @@ class Fleet:
             for consumer in service.consumers:
                 pipeline = Pipeline(consumer, self.pool, settings.retry_max_seconds)
                 self.pipelines.append(pipeline)
-                register(self.broker, consumer, pipeline, settings)
+                subscriber = register(self.broker, consumer, pipeline, settings)
+                self._subscribers.append((subscriber, pipeline))
             relay = OutboxRelay(
                 relay=service.name,
                 dsn=self.dsn,
@@ -157,6 +175,7 @@ class Fleet:
                         name=f"sweep:{service.name}:{sweep.name}",
                     )
                 )
+        self._tasks.append(asyncio.create_task(self._caught_up_loop(), name="caught-up"))
         await self.broker.start()
         log.info("services started", services=[s.name for s in self.services])
 
@@ -189,6 +208,23 @@ class Fleet:
         finally:
             await self.stop()
 
+    async def _caught_up_loop(self) -> None:
+        """Keep each assigned partition's `caught_up` mark (shared.event_clock) current: a
+        partition that never held a record must not hold back the slowest clock."""
+        while True:
+            await asyncio.sleep(self.settings.sweep_seconds)
+            for subscriber, pipeline in self._subscribers:
+                try:
+                    await mark_caught_up(self.pool, subscriber, pipeline)  # type: ignore[arg-type]
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    log.warning(
+                        "could not read committed offsets; will retry",
+                        consumer=pipeline.consumer.name,
+                        error=repr(error),
+                    )
+
     async def _sweep_loop(self, service: str, sweep: Sweep) -> None:
         while True:
             await asyncio.sleep(self.settings.sweep_seconds)
@@ -198,6 +234,34 @@ class Fleet:
                 raise
             except Exception as error:
                 log.warning("sweep failed; will retry", sweep=sweep.name, error=repr(error))
+
+
+async def mark_caught_up(pool: asyncpg.Pool, subscriber: Any, pipeline: Pipeline) -> None:
+    """Mark which of the partitions this process owns have their committed offset at their
+    end (nothing waiting there). Reads the clocks first, so a batch applied meanwhile wins."""
+    consumer = getattr(subscriber, "consumer", None)
+    if consumer is None:
+        return
+    assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+    if not assigned:
+        return
+    name = pipeline.consumer.name
+    count = consumer.partitions_for_topic(assigned[0].topic)
+    async with pool.acquire() as conn:
+        if count:
+            await event_clock.know_partitions(conn, name, len(count))
+        before = await event_clock.load_subscription(conn, name)
+    ends = await consumer.end_offsets(assigned)
+    caught_up: dict[int, bool] = {}
+    for tp in assigned:
+        committed = await consumer.committed(tp)
+        # The larger of two readings of the end: the embedded broker's ListOffsets has been
+        # seen one low, and a partition wrongly marked empty would let the sweep judge ahead.
+        end = max(ends[tp], consumer.highwater(tp) or 0)
+        caught_up[tp.partition] = (committed or 0) >= end
+    seen = {p: c.watermark for p, c in before.partitions.items()}
+    async with pool.acquire() as conn:
+        await event_clock.mark_caught_up(conn, name, caught_up, seen)
 
 
 def tune_garbage_collector() -> None:
@@ -219,10 +283,10 @@ async def run_sweep(pool: asyncpg.Pool, service: str, sweep: Sweep) -> int:
             f"ipfleet.sweep.{service}.{sweep.name}",
         ):
             return 0
-        watermark = await conn.fetchval(SQL.read_clock, service)
-        if watermark is None:
+        clocks = await event_clock.load(conn, service)
+        if clocks.latest is None:
             return 0
-        emits = await sweep.run(conn, watermark)
+        emits = await sweep.run(conn, clocks)
         await outbox.append(conn, service, outbox.emitted_rows(service, emits))
         if emits:
             log.info("sweep emitted", sweep=sweep.name, events=len(emits))
@@ -230,13 +294,19 @@ async def run_sweep(pool: asyncpg.Pool, service: str, sweep: Sweep) -> int:
 
 
 def _retention_sweeps(service: Service) -> list[Sweep]:
-    days = [c.retention_days for c in service.consumers if c.inbox == "daily"]
-    if not days:
+    daily = [c for c in service.consumers if c.inbox == "daily"]
+    if not daily:
         return []
-    keep = max(days)
+    keep = max(c.retention_days for c in daily)
 
-    async def drop(conn: asyncpg.Connection, watermark: datetime) -> Sequence[Emit]:
-        dropped = await drop_expired_day_partitions(conn, watermark.date() - timedelta(days=keep))
+    async def drop(conn: asyncpg.Connection, clocks: Clocks) -> Sequence[Emit]:
+        # On the slowest partition's clock: a day is dropped only once every partition has
+        # read past the window (the pipeline's claim judges expiry on the same clock).
+        slowest = [clocks.of(c.name).slowest() for c in daily]
+        if any(s is None for s in slowest):
+            return []
+        oldest = min(s for s in slowest if s is not None)
+        dropped = await drop_expired_day_partitions(conn, oldest.date() - timedelta(days=keep))
         if dropped:
             log.info("inbox partitions dropped", partitions=dropped)
         return []

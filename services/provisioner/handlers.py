@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 import asyncpg
 import structlog
@@ -19,6 +18,7 @@ from shared.contract.events import (
     IpRequestRejected,
     IpUpdate,
 )
+from shared.event_clock import Clocks
 from shared.ip_view import load_ip_view
 from shared.messages import Cause, Emit, Received
 from shared.settings import Settings
@@ -113,7 +113,7 @@ async def on_ip_release(
     if (refusal := await _refuse_command(conn, event)) is not None:
         return refusal
     until = rules.cooldown_ends(event.time, settings.cooldown)
-    await conn.execute(SQL.start_cooldown, data.ip_id, until, event.id)
+    await conn.execute(SQL.start_cooldown, data.ip_id, until, event.id, event.partition)
     return [accepted(event), await _state_changed(conn, data.ip_id, "ip.cooldown_started")]
 
 
@@ -129,18 +129,27 @@ async def on_ip_update(
     return [accepted(event), await _state_changed(conn, data.ip_id, "ip.updated")]
 
 
-async def release_due(conn: asyncpg.Connection, watermark: datetime) -> Sequence[Emit]:
-    """Sweep: IPs whose cooldown ended (on the event-time clock) are released and their
-    addresses return to the inventory."""
+COMMANDS = "provisioner/ip.commands"  # the subscription whose partitions end cooldowns
+
+
+async def release_due(conn: asyncpg.Connection, clocks: Clocks) -> Sequence[Emit]:
+    """Sweep: IPs whose cooldown ended are released and their addresses return to the
+    inventory. A cooldown ends on the event-time clock of the ip.commands partition its
+    release was read from (the account's), never on another partition's. The release is
+    decided by event time passing: its id derives from the IP and its release, and it
+    names no cause."""
+    read = clocks.of(COMMANDS).judged()
+    if not read:
+        return []
+    parts = sorted(read)
     emits: list[Emit] = []
-    for row in await conn.fetch(SQL.due_releases, watermark):
+    for row in await conn.fetch(SQL.due_releases, parts, [read[p] for p in parts]):
         await conn.execute(SQL.release, row["ip_id"])
         await conn.execute(SQL.free_address, row["ip_id"])
         emit = await _state_changed(conn, row["ip_id"], "ip.released")
         cause = Cause(
             id=f"release:{row['ip_id']}:{row['release_cause']}",
             time=row["cooldown_until"],
-            causation_id=row["release_cause"],
         )
         emits.append(Emit(emit.topic, emit.key, emit.type, emit.data, cause=cause))
         log.info("ip released", ip_id=row["ip_id"])

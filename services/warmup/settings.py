@@ -34,10 +34,10 @@ class WarmupSettings(BaseSettings):
     sweep_lateness_minutes: float = Field(
         default=60.0,
         ge=0,
-        description="The close-days sweep's allowance: it judges IPs on the service's "
-        "watermark (the latest event time of any partition) less this, so that an IP whose "
-        "partition runs behind is not judged before its sends are read. IPs that send are "
-        "judged by their own batches, with `lateness_minutes`.",
+        description="Allowance for IPs none of whose sends has been read yet (their "
+        "send.recorded partition is not known): the close-days sweep judges them on the "
+        "slowest partition's clock less this. An IP whose sends are read is judged on its own "
+        "partition's clock less `lateness_minutes`, by its batches and by the sweep alike.",
     )
     dedup_retention_days: int = Field(
         default=7,

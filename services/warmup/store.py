@@ -39,6 +39,8 @@ class IpRecord:
     address: str
     state: WarmupState
     stopped_by: str | None = None
+    # The send.recorded partition its sends are read from; None before its first send.
+    partition: int | None = None
 
 
 def _record(row: asyncpg.Record) -> IpRecord:
@@ -48,6 +50,7 @@ def _record(row: asyncpg.Record) -> IpRecord:
         address=row["address"],
         state=WarmupState.model_validate_json(row["state"]),
         stopped_by=row["stopped_by"] if row["stopped_at"] is not None else None,
+        partition=row["send_partition"],
     )
 
 
@@ -177,12 +180,49 @@ async def load_views(conn: asyncpg.Connection, ip_ids: Sequence[str]) -> dict[st
     return {row["ip_id"]: view_from_row(row) for row in await conn.fetch(SQL.views, list(ip_ids))}
 
 
+async def view_rows(conn: asyncpg.Connection, ip_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each IP's view row (registry and stored warm-up parts), to render events from."""
+    if not ip_ids:
+        return {}
+    return {row["ip_id"]: dict(row) for row in await conn.fetch(SQL.views, list(ip_ids))}
+
+
 async def due(
-    conn: asyncpg.Connection, before: datetime, schedules: Sequence[str], limit: int
+    conn: asyncpg.Connection,
+    before: Mapping[int, datetime],
+    before_unplaced: datetime | None,
+    schedules: Sequence[str],
+    limit: int,
 ) -> list[IpRecord]:
-    """Started, not stopped IPs (on a schedule we know) with an hour to close before
-    `before`; those a batch holds are skipped."""
-    return [_record(row) for row in await conn.fetch(SQL.due, before, list(schedules), limit)]
+    """Started, not stopped IPs (on a schedule we know) with an hour to close: before
+    `before[p]` for an IP read on partition p, before `before_unplaced` for one none of whose
+    sends was read yet (None: not judged); those a batch holds are skipped."""
+    parts = sorted(before)
+    rows = await conn.fetch(
+        SQL.due, parts, [before[p] for p in parts], before_unplaced, list(schedules), limit
+    )
+    return [_record(row) for row in rows]
+
+
+async def save_partitions(conn: asyncpg.Connection, partitions: Mapping[str, int]) -> None:
+    if not partitions:
+        return
+    ids = sorted(partitions)
+    await conn.execute(SQL.save_partitions, ids, [partitions[i] for i in ids])
+
+
+async def daily_totals(
+    conn: asyncpg.Connection, ip_ids: Sequence[str], first: date, last: date
+) -> dict[str, dict[date, OutcomeCounts]]:
+    """Each IP's outcome totals per UTC day over `first`..`last`."""
+    if not ip_ids:
+        return {}
+    totals: dict[str, dict[date, OutcomeCounts]] = {}
+    for row in await conn.fetch(SQL.daily_totals, list(ip_ids), first, last):
+        totals.setdefault(row["ip_id"], {})[row["day"]] = OutcomeCounts(
+            *(int(row[o]) for o in OUTCOMES)
+        )
+    return totals
 
 
 async def stop(conn: asyncpg.Connection, ip_id: str, at: datetime, by: str) -> None:

@@ -5,7 +5,7 @@ VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
 ON CONFLICT (ip_id) DO NOTHING;
 
 -- name: lock_ip
-SELECT ip_id, account_id, address, state, stopped_at, stopped_by
+SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition
 FROM warmup_ips WHERE ip_id = $1
 FOR UPDATE;
 
@@ -19,7 +19,7 @@ FROM ips WHERE ip_id = $1;
 -- The IPs a batch of sends names: per address, the IP provisioned last. Locked in ip_id
 -- order, so two batches (or a batch and a command) can never deadlock on them; the
 -- close-days sweep skips what is locked.
-SELECT ip_id, account_id, address, state, stopped_at, stopped_by
+SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition
 FROM warmup_ips
 WHERE ip_id IN (
     SELECT DISTINCT ON (address) ip_id
@@ -125,16 +125,33 @@ FROM ips i LEFT JOIN ip_warmup_views w USING (ip_id)
 WHERE i.ip_id = ANY($1::text[]);
 
 -- name: due
--- IPs with an hour to close before $1, oldest first; those a batch holds are left for the
--- next run (they are being brought up to date anyway). An IP whose schedule is no longer
--- loaded ($2 lists those that are) cannot be judged and must not block the others.
-SELECT ip_id, account_id, address, state, stopped_at, stopped_by
-FROM warmup_ips
-WHERE stopped_at IS NULL AND status IN ('warming', 'suspended', 'active') AND closed_until < $1
-  AND state->>'schedule' = ANY($2::text[])
-ORDER BY closed_until, ip_id
-LIMIT $3
-FOR UPDATE SKIP LOCKED;
+-- IPs with an hour to close, oldest first: before the hour its own partition's clock allows
+-- ($1 partitions, $2 their hours), or, for an IP none of whose sends was read yet, before
+-- $3 (the slowest partition's; NULL: none). Those a batch holds are left for the next run
+-- (they are being brought up to date anyway). An IP whose schedule is no longer loaded ($4
+-- lists those that are) cannot be judged and must not block the others.
+SELECT w.ip_id, w.account_id, w.address, w.state, w.stopped_at, w.stopped_by, w.send_partition
+FROM warmup_ips w
+LEFT JOIN unnest($1::integer[], $2::timestamptz[]) AS h(partition, before)
+       ON h.partition = w.send_partition
+WHERE w.stopped_at IS NULL AND w.status IN ('warming', 'suspended', 'active')
+  AND w.closed_until < CASE WHEN w.send_partition IS NULL THEN $3 ELSE h.before END
+  AND w.state->>'schedule' = ANY($4::text[])
+ORDER BY w.closed_until, w.ip_id
+LIMIT $5
+FOR UPDATE OF w SKIP LOCKED;
+
+-- name: save_partitions
+-- The partition each IP's sends were read from (changes only if the topic is repartitioned).
+UPDATE warmup_ips AS w SET send_partition = t.partition
+FROM unnest($1::text[], $2::integer[]) AS t(ip_id, partition)
+WHERE w.ip_id = t.ip_id;
+
+-- name: daily_totals
+-- Outcome totals per IP and UTC day over the days $2..$3 (the score windows of events).
+SELECT ip_id, day, delivered, deferred, bounced, complained, dropped
+FROM warmup_daily_counts
+WHERE ip_id = ANY($1::text[]) AND day BETWEEN $2 AND $3;
 
 -- name: stop
 UPDATE warmup_ips

@@ -642,7 +642,8 @@ async def test_days_of_idle_ips_close_in_the_sweep_with_the_ids_a_batch_would_gi
         expected_id(busy["ip_id"], "advanced:2026-01-05", "ip.warmup_advanced"),
         expected_id(busy["ip_id"], "advanced:2026-01-06", "ip.warmup_advanced"),
     ]
-    assert all(e.get("causationid") for e in batched)
+    # A day closing is decided by event time passing, whoever notices it: no single cause.
+    assert not any(e.get("causationid") for e in batched)
     view = await view_of(database, holding["ip_id"])
     assert view["warmup"]["day"] == 1
     assert view["warmup"]["hold_reason"] == "low_volume: delivered 0 of the 9 needed (90% of 10)"

@@ -113,8 +113,7 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def sends_consumer(
-    wrap: Callable[[Any], Callable[[asyncpg.Connection, list[Received]], Awaitable[BatchResult]]]
-    | None = None,
+    wrap: Callable[[Any], Callable[..., Awaitable[BatchResult]]] | None = None,
 ) -> Consumer:
     service = build(Settings(_env_file=None), WarmupSettings(_env_file=None))  # type: ignore[call-arg]
     consumer = next(c for c in service.consumers if c.topic == "send.recorded")
@@ -183,9 +182,11 @@ async def test_a_transient_failure_after_an_overlapped_claim_is_retried_counting
     attempts: list[int] = []
 
     def flaky(handler: Any) -> Any:
-        async def handle(conn: asyncpg.Connection, fresh: list[Received]) -> BatchResult:
+        async def handle(
+            conn: asyncpg.Connection, fresh: list[Received], clocks: Any
+        ) -> BatchResult:
             attempts.append(len(fresh))
-            result = await handler(conn, fresh)
+            result = await handler(conn, fresh, clocks)
             if len(attempts) == 2:  # the big batch's first attempt, after its claims
                 raise ConnectionResetError("the database went away")
             return result
