@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     quota_max: int = Field(default=1, ge=0, validation_alias="IPFLEET_QUOTA_MAX")
     quota_enterprise: int = Field(default=5, ge=0, validation_alias="IPFLEET_QUOTA_ENTERPRISE")
     cooldown_hours: float = Field(default=24.0, ge=0, validation_alias="IPFLEET_COOLDOWN_HOURS")
+    # A cooldown ends once its partition's clock is this far past its end, so a command a
+    # little late (published after a later one of another account) still finds it in cooldown.
+    cooldown_lateness_minutes: float = Field(
+        default=5.0, ge=0, validation_alias="IPFLEET_COOLDOWN_LATENESS_MINUTES"
+    )
 
     # Embedded development stack.
     dev_data_dir: str = Field(default=".ipfleet", validation_alias="IPFLEET_DEV_DATA_DIR")
@@ -129,6 +134,10 @@ class Settings(BaseSettings):
     @property
     def cooldown(self) -> timedelta:
         return timedelta(hours=self.cooldown_hours)
+
+    @property
+    def cooldown_lateness(self) -> timedelta:
+        return timedelta(minutes=self.cooldown_lateness_minutes)
 
     def inventory_ranges(self) -> list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]]:
         return parse_inventory(self.inventory)

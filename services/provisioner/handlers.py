@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 import asyncpg
 import structlog
@@ -95,23 +96,33 @@ async def _state_changed(conn: asyncpg.Connection, ip_id: str, event_type: str) 
     return Emit(topics.IP_STATE_CHANGED, key=ip_id, type=event_type, data=view)
 
 
-async def _refuse_command(conn: asyncpg.Connection, event: Received) -> list[Emit] | None:
-    """Lock the command's IP; the rejection to answer when it may not take the command."""
+async def _refuse_command(
+    conn: asyncpg.Connection, event: Received
+) -> tuple[list[Emit] | None, list[Emit]]:
+    """Lock the command's IP and bring it up to the command's event time: a cooldown over
+    by then is ended first (exactly as the sweep would end it), so the answer depends on
+    when the command happened, not on whether the sweep ran before it was read. Returns
+    (the rejection to answer, or None; the events of ending the cooldown)."""
     ip_id = event.data.ip_id
     row = await conn.fetchrow(SQL.lock_ip, ip_id)
     # Another account's IP reads exactly like a missing one.
     if row is None or row["account_id"] != event.data.account_id:
-        return rejected(event, "not_found", f"no IP {ip_id} in this account")
+        return rejected(event, "not_found", f"no IP {ip_id} in this account"), []
+    ended: list[Emit] = []
+    if row["status"] == "cooldown" and row["cooldown_until"] <= event.time:
+        ended.append(await _release(conn, row))
+        row = await conn.fetchrow(SQL.lock_ip, ip_id)
     refusal = rules.command_refusal(row["status"], event.type)
-    return rejected(event, *refusal) if refusal is not None else None
+    return (rejected(event, *refusal) if refusal is not None else None), ended
 
 
 async def on_ip_release(
     conn: asyncpg.Connection, event: Received, settings: Settings
 ) -> Sequence[Emit]:
     data: IpRelease = event.data
-    if (refusal := await _refuse_command(conn, event)) is not None:
-        return refusal
+    refusal, ended = await _refuse_command(conn, event)
+    if refusal is not None:
+        return [*ended, *refusal]
     until = rules.cooldown_ends(event.time, settings.cooldown)
     await conn.execute(SQL.start_cooldown, data.ip_id, until, event.id, event.partition)
     return [accepted(event), await _state_changed(conn, data.ip_id, "ip.cooldown_started")]
@@ -121,8 +132,9 @@ async def on_ip_update(
     conn: asyncpg.Connection, event: Received, settings: Settings
 ) -> Sequence[Emit]:
     data: IpUpdate = event.data
-    if (refusal := await _refuse_command(conn, event)) is not None:
-        return refusal
+    refusal, ended = await _refuse_command(conn, event)
+    if refusal is not None:
+        return [*ended, *refusal]
     if data.pool is None and data.rdns is None:
         return rejected(event, "invalid", "ip.update names neither pool nor rdns")
     await conn.execute(SQL.update_ip, data.ip_id, data.pool, data.rdns)
@@ -132,25 +144,33 @@ async def on_ip_update(
 COMMANDS = "provisioner/ip.commands"  # the subscription whose partitions end cooldowns
 
 
-async def release_due(conn: asyncpg.Connection, clocks: Clocks) -> Sequence[Emit]:
+async def release_due(
+    conn: asyncpg.Connection, clocks: Clocks, *, lateness: timedelta
+) -> Sequence[Emit]:
     """Sweep: IPs whose cooldown ended are released and their addresses return to the
     inventory. A cooldown ends on the event-time clock of the ip.commands partition its
-    release was read from (the account's), never on another partition's. The release is
-    decided by event time passing: its id derives from the IP and its release, and it
-    names no cause."""
-    read = clocks.of(COMMANDS).judged()
+    release was read from (the account's), less the allowed lateness, never on another
+    partition's. The release is decided by event time passing: its id derives from the IP
+    and its release, and it names no cause."""
+    read = {p: at - lateness for p, at in clocks.of(COMMANDS).judged().items()}
     if not read:
         return []
     parts = sorted(read)
-    emits: list[Emit] = []
-    for row in await conn.fetch(SQL.due_releases, parts, [read[p] for p in parts]):
-        await conn.execute(SQL.release, row["ip_id"])
-        await conn.execute(SQL.free_address, row["ip_id"])
-        emit = await _state_changed(conn, row["ip_id"], "ip.released")
-        cause = Cause(
-            id=f"release:{row['ip_id']}:{row['release_cause']}",
-            time=row["cooldown_until"],
-        )
-        emits.append(Emit(emit.topic, emit.key, emit.type, emit.data, cause=cause))
-        log.info("ip released", ip_id=row["ip_id"])
+    emits = [
+        await _release(conn, row)
+        for row in await conn.fetch(SQL.due_releases, parts, [read[p] for p in parts])
+    ]
     return emits
+
+
+async def _release(conn: asyncpg.Connection, row: asyncpg.Record) -> Emit:
+    """End one cooldown: the IP is released and its address returns to the inventory. The
+    event's id derives from the IP and the release that started the cooldown, and its time is
+    the cooldown's end, whoever ends it (the sweep or a later command of the account)."""
+    ip_id = row["ip_id"]
+    await conn.execute(SQL.release, ip_id)
+    await conn.execute(SQL.free_address, ip_id)
+    emit = await _state_changed(conn, ip_id, "ip.released")
+    log.info("ip released", ip_id=ip_id)
+    cause = Cause(id=f"release:{ip_id}:{row['release_cause']}", time=row["cooldown_until"])
+    return Emit(emit.topic, emit.key, emit.type, emit.data, cause=cause)

@@ -74,7 +74,12 @@ def build(settings: Settings) -> Service:
                 answer_invalid=answer_invalid_command,
             ),
         ],
-        sweeps=[Sweep("release-after-cooldown", handlers.release_due)],
+        sweeps=[
+            Sweep(
+                "release-after-cooldown",
+                partial(handlers.release_due, lateness=settings.cooldown_lateness),
+            )
+        ],
         publishes=[
             (topics.IP_PROVISIONED, ["ip.provisioned"]),
             (topics.IP_REQUEST_REJECTED, ["ip.request_rejected"]),
