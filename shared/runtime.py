@@ -142,6 +142,8 @@ class Fleet:
     # counts: a replica beyond the partition count is assigned nothing). Not cleared by later
     # rebalances.
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # The partitions each subscription (by group id) holds, as its group last assigned them.
+    assignments: dict[str, frozenset[TopicPartition]] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _unassigned: set[str] = field(default_factory=set)
     _started_at: float = 0.0
@@ -162,6 +164,7 @@ class Fleet:
             partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in partitions),
             seconds=round(seconds, 3),
         )
+        self.assignments[group] = frozenset(partitions)
         self._unassigned.discard(group)
         if not self._unassigned and not self.ready.is_set():
             self._ready_after = seconds
