@@ -166,8 +166,11 @@ class Fleet:
         )
         self.assignments[group] = frozenset(partitions)
         self._unassigned.discard(group)
+        self._set_ready_once_all_assigned()
+
+    def _set_ready_once_all_assigned(self) -> None:
         if not self._unassigned and not self.ready.is_set():
-            self._ready_after = seconds
+            self._ready_after = time.monotonic() - self._started_at
             self.ready.set()
 
     async def start(self) -> None:
@@ -221,6 +224,7 @@ class Fleet:
         log.info("services started", services=[s.name for s in self.services])
         # aiokafka's consumer start() returns once its group has assigned it, so this is
         # normally set already; the listeners are the evidence, not that assumption.
+        self._set_ready_once_all_assigned()  # a fleet with no subscription at all
         seconds = await self.wait_ready()
         log.info(
             "services ready",
