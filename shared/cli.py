@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import time
 from collections.abc import Coroutine
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -75,7 +76,15 @@ def run(
     _run(_run_services(services, settings, dsn, bootstrap))
 
 
-async def _run_services(names: list[str], settings: Settings, dsn: str, bootstrap: str) -> None:
+async def _run_services(
+    names: list[str],
+    settings: Settings,
+    dsn: str,
+    bootstrap: str,
+    announce_since: float | None = None,
+) -> None:
+    """Run until signalled; with `announce_since` (a time.monotonic()), also print when every
+    subscription is assigned."""
     from shared.runtime import Fleet
     from shared.services_registry import ServiceNotBuilt, build_service, expand
 
@@ -83,7 +92,24 @@ async def _run_services(names: list[str], settings: Settings, dsn: str, bootstra
         built = [build_service(name, settings) for name in expand(names)]
     except (KeyError, ServiceNotBuilt) as error:
         raise _fail(str(error).strip("'\"")) from error
-    await Fleet(built, settings, dsn, bootstrap).run_until_signalled()
+    fleet = Fleet(built, settings, dsn, bootstrap)
+    if announce_since is None:
+        await fleet.run_until_signalled()
+        return
+
+    async def announce() -> None:
+        seconds = await fleet.wait_ready()
+        typer.echo(
+            f"services ready: {len(fleet.pipelines)} subscriptions assigned "
+            f"{seconds:.1f}s after the services began starting, "
+            f"{time.monotonic() - announce_since:.1f}s after `ipfleet dev` began. Ctrl-C stops."
+        )
+
+    announcing = asyncio.create_task(announce())
+    try:
+        await fleet.run_until_signalled()
+    finally:
+        announcing.cancel()
 
 
 @app.command()
@@ -94,6 +120,7 @@ def dev(
 ) -> None:
     """Everything on the embedded defaults: Postgres, a Kafka-compatible broker, migrations,
     all services. Ctrl-C stops it all. DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS still win."""
+    began = time.monotonic()
     from shared.infrastructure import provide_kafka, provide_postgres
     from shared.migrate import migrate as apply
 
@@ -119,18 +146,18 @@ def dev(
         async def main() -> None:
             await apply(db.url)
             if demo:
-                await _run_with_demo(settings, db.url, kafka.bootstrap_servers)
+                await _run_with_demo(settings, db.url, kafka.bootstrap_servers, began)
             else:
-                await _run_services(["all"], settings, db.url, kafka.bootstrap_servers)
+                await _run_services(["all"], settings, db.url, kafka.bootstrap_servers, began)
 
         asyncio.run(main())
     typer.echo("stopped.")
 
 
-async def _run_with_demo(settings: Settings, dsn: str, bootstrap: str) -> None:
+async def _run_with_demo(settings: Settings, dsn: str, bootstrap: str, began: float) -> None:
     from shared.demo import run_demo
 
-    services = asyncio.create_task(_run_services(["all"], settings, dsn, bootstrap))
+    services = asyncio.create_task(_run_services(["all"], settings, dsn, bootstrap, began))
     demo = asyncio.create_task(run_demo(settings, bootstrap))
     done, _ = await asyncio.wait({services, demo}, return_when=asyncio.FIRST_COMPLETED)
     if services in done:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -67,8 +69,26 @@ async def _no_decode(_: Any) -> None:
     return None
 
 
+class _AssignmentListener(ConsumerRebalanceListener):
+    """Tells its callback each time the subscription's group hands it an assignment."""
+
+    def __init__(self, group: str, assigned: Callable[[str, set[TopicPartition]], None]) -> None:
+        self._group = group
+        self._assigned = assigned
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._assigned(self._group, assigned)
+
+
 def register(
-    broker: KafkaBroker, consumer: Consumer, pipeline: Pipeline, settings: Settings
+    broker: KafkaBroker,
+    consumer: Consumer,
+    pipeline: Pipeline,
+    settings: Settings,
+    listener: ConsumerRebalanceListener | None = None,
 ) -> Any:
     """Subscribe the pipeline to its topic; returns the FastStream subscriber."""
     subscriber = broker.subscriber(
@@ -85,6 +105,7 @@ def register(
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         max_partition_fetch_bytes=settings.kafka_max_partition_fetch_bytes,
         decoder=_no_decode,
+        listener=listener,
         title=group_id(consumer.service, consumer.topic),
         description=f"{consumer.service} applies {', '.join(sorted(consumer.types))}",
     )
@@ -134,9 +155,43 @@ class Fleet:
     relays: list[OutboxRelay] = field(default_factory=list)
     pipelines: list[Pipeline] = field(default_factory=list)
     _subscribers: list[tuple[Any, Pipeline]] = field(default_factory=list)
+    # Set once every subscription has had its first assignment from its group (an empty one
+    # counts: a replica beyond the partition count is assigned nothing). Not cleared by later
+    # rebalances.
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # The partitions each subscription (by group id) holds, as its group last assigned them.
+    assignments: dict[str, frozenset[TopicPartition]] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _unassigned: set[str] = field(default_factory=set)
+    _started_at: float = 0.0
+    _ready_after: float | None = None
+
+    async def wait_ready(self, timeout: float | None = None) -> float:
+        """Wait until every subscription has its assignment; returns the seconds it took
+        from the start of `start()`."""
+        await asyncio.wait_for(self.ready.wait(), timeout)
+        assert self._ready_after is not None
+        return self._ready_after
+
+    def _assigned(self, group: str, partitions: set[TopicPartition]) -> None:
+        seconds = time.monotonic() - self._started_at
+        log.info(
+            "subscription assigned",
+            group=group,
+            partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in partitions),
+            seconds=round(seconds, 3),
+        )
+        self.assignments[group] = frozenset(partitions)
+        self._unassigned.discard(group)
+        self._set_ready_once_all_assigned()
+
+    def _set_ready_once_all_assigned(self) -> None:
+        if not self._unassigned and not self.ready.is_set():
+            self._ready_after = time.monotonic() - self._started_at
+            self.ready.set()
 
     async def start(self) -> None:
+        self._started_at = time.monotonic()
         settings = self.settings
         names = "+".join(s.name for s in self.services)
         self.pool = await _connect_pool(self.dsn)
@@ -155,7 +210,15 @@ class Fleet:
             for consumer in service.consumers:
                 pipeline = Pipeline(consumer, self.pool, settings.retry_max_seconds)
                 self.pipelines.append(pipeline)
-                subscriber = register(self.broker, consumer, pipeline, settings)
+                group = settings.kafka_topic_prefix + group_id(consumer.service, consumer.topic)
+                self._unassigned.add(group)
+                subscriber = register(
+                    self.broker,
+                    consumer,
+                    pipeline,
+                    settings,
+                    listener=_AssignmentListener(group, self._assigned),
+                )
                 self._subscribers.append((subscriber, pipeline))
             relay = OutboxRelay(
                 relay=service.name,
@@ -178,6 +241,16 @@ class Fleet:
         self._tasks.append(asyncio.create_task(self._caught_up_loop(), name="caught-up"))
         await self.broker.start()
         log.info("services started", services=[s.name for s in self.services])
+        # aiokafka's consumer start() returns once its group has assigned it, so this is
+        # normally set already; the listeners are the evidence, not that assumption.
+        self._set_ready_once_all_assigned()  # a fleet with no subscription at all
+        seconds = await self.wait_ready()
+        log.info(
+            "services ready",
+            services=[s.name for s in self.services],
+            subscriptions=len(self.pipelines),
+            seconds=round(seconds, 2),
+        )
 
     async def stop(self) -> None:
         """Stop fetching, let in-flight batches finish and commit, then stop relays."""

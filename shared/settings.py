@@ -59,10 +59,21 @@ class Settings(BaseSettings):
         description="Prepended to every topic name on the wire (shared clusters, test isolation).",
     )
     kafka_session_timeout_ms: int = Field(
-        default=10_000, ge=1000, validation_alias="KAFKA_SESSION_TIMEOUT_MS"
+        default=6_000,
+        ge=1000,
+        validation_alias="KAFKA_SESSION_TIMEOUT_MS",
+        description="A member silent this long is dropped from its group and its partitions "
+        "go to the others. 6 s is the least a stock Kafka broker accepts "
+        "(group.min.session.timeout.ms); Tansu also holds every JoinGroup for half of it, "
+        "so it is most of the embedded stack's start-up. aiokafka uses it as the rebalance "
+        "timeout too; our members rejoin as soon as a heartbeat reports the rebalance.",
     )
     kafka_heartbeat_interval_ms: int = Field(
-        default=3_000, ge=50, validation_alias="KAFKA_HEARTBEAT_INTERVAL_MS"
+        default=2_000,
+        ge=50,
+        validation_alias="KAFKA_HEARTBEAT_INTERVAL_MS",
+        description="A third of the session timeout at most, as Kafka recommends, so one late "
+        "heartbeat does not drop a member.",
     )
     kafka_max_poll_interval_ms: int = Field(
         default=300_000, ge=10_000, validation_alias="KAFKA_MAX_POLL_INTERVAL_MS"

@@ -30,3 +30,10 @@ def test_secrets_never_show_in_repr() -> None:
         KAFKA_SASL_PASSWORD="s3cret",
     )
     assert "hunter2" not in repr(settings) and "s3cret" not in repr(settings)
+
+
+def test_default_group_timeouts_suit_kafka_and_detect_a_dead_member_soon() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    # A stock Kafka broker refuses sessions under 6 s (group.min.session.timeout.ms).
+    assert 6_000 <= settings.kafka_session_timeout_ms <= 10_000
+    assert settings.kafka_heartbeat_interval_ms * 3 <= settings.kafka_session_timeout_ms
