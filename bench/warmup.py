@@ -11,7 +11,7 @@ else the embedded stack):
 2. pre-publishes `--events` `send.recorded` messages for those IPs (a realistic mix of
    outcomes, in event-time order over `--days` days) to a prefixed topic;
 3. (a) raw ceiling: one aiokafka consumer reads and json-decodes them all;
-4. (b) the warmup service as its own process (`python -m shared run warmup`), timed from its
+4. (b) the warmup service as its own process (`python -m services run warmup`), timed from its
    start until every send is counted in Postgres; its peak RSS is its VmHWM.
 
 Prints both rates, their ratio and the service's peak RSS.
@@ -39,6 +39,7 @@ from aiokafka.structs import TopicPartition
 
 from bench.databases import fresh_database
 from services.provisioner.service import build as build_provisioner
+from services.settings import FleetSettings as Settings
 from services.warmup.service import build as build_warmup
 from services.warmup.settings import WarmupSettings
 from shared.client import Publisher, cloud_event
@@ -46,7 +47,6 @@ from shared.contract import topics
 from shared.infrastructure import provide_kafka, provide_postgres
 from shared.kafka import client_options, ensure_topics
 from shared.runtime import Fleet
-from shared.settings import Settings
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 # A platform's typical day: nearly everything delivered, a few deferrals and bounces, rare
@@ -77,7 +77,9 @@ async def provision(
     measured process shares, while its consumer groups stay fresh (the embedded broker makes
     a newcomer wait out members that left a group a moment ago)."""
     warmup = build_warmup(settings, WarmupSettings(_env_file=None))
-    fleet = Fleet([build_provisioner(settings), warmup], settings, dsn, bootstrap)
+    fleet = Fleet(
+        [build_provisioner(settings, settings.provisioner), warmup], settings, dsn, bootstrap
+    )
     await fleet.start()
     try:
         async with Publisher(settings, bootstrap, settings.kafka_topic_prefix) as publisher:
@@ -192,7 +194,7 @@ async def raw_ceiling(settings: Settings, bootstrap: str, n: int, max_records: i
 
 
 def _spawn(env: dict[str, str], log_path: Path, profile: Path | None) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "shared", "run", "warmup"]
+    command = [sys.executable, "-m", "services", "run", "warmup"]
     if profile is not None:
         command[1:1] = ["-m", "cProfile", "-o", str(profile)]
     with log_path.open("wb") as log:

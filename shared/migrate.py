@@ -1,14 +1,15 @@
 """Versioned SQL migrations, applied in version order under an advisory lock.
 
-Each component keeps plain `.sql` files in its own `migrations/` folder, named
-`NNNN_what.sql`. Versions are unique across components (shared 0xxx, provisioner 1xxx,
-warmup 2xxx, reputation 3xxx), so one ordered sequence covers the whole schema.
+Each component (a package: `shared` for the runtime's tables, each service's own) keeps
+plain `.sql` files in its `migrations/` folder, named `NNNN_what.sql`. The caller names the
+components; versions are unique across them, so one ordered sequence covers the schema.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -17,7 +18,6 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-COMPONENTS = ("shared", "services.provisioner", "services.warmup", "services.reputation")
 _LOCK_KEY = 0x1F_1EE7  # ipfleet migrations
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -33,7 +33,7 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def discover(components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
+def discover(components: Sequence[str]) -> list[Migration]:
     found: dict[int, Migration] = {}
     for component in components:
         try:
@@ -58,8 +58,9 @@ def discover(components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-async def migrate(dsn: str) -> list[str]:
-    """Apply every pending migration; returns the names applied. Safe to run concurrently."""
+async def migrate(dsn: str, components: Sequence[str]) -> list[str]:
+    """Apply every pending migration of `components`; returns the names applied. Safe to run
+    concurrently."""
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
@@ -76,7 +77,7 @@ async def migrate(dsn: str) -> list[str]:
                 for row in await conn.fetch("SELECT version, checksum FROM schema_migrations")
             }
             done: list[str] = []
-            for migration in discover():
+            for migration in discover(components):
                 if migration.version in applied:
                     if applied[migration.version] != migration.checksum:
                         log.warning("migration changed after it was applied", name=migration.name)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -23,7 +22,7 @@ import asyncpg
 import structlog
 from pydantic import BaseModel, ValidationError, create_model
 
-from shared import outbox
+from shared import backoff, outbox
 from shared.contract.envelope import CloudEvent
 from shared.messages import BatchResult, Cause, Emit, Received, Rejected, Unprocessable
 from shared.sql import load_statements
@@ -221,7 +220,8 @@ class Pipeline:
         parsed: list[Parsed] = []
         overlap = len(records) >= 2 * OVERLAP_CHUNK
         one_by_one = False
-        delay = 0.05
+        waits = backoff.delays(first=0.05, jitter=True)
+        delay = next(waits)
         deadline = asyncio.get_running_loop().time() + self.retry_max_seconds
         while True:
             try:
@@ -263,7 +263,7 @@ class Pipeline:
                     retry_in=round(delay, 2),
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0) * (0.8 + random.random() * 0.4)
+                delay = next(waits)
 
     async def _apply_one_by_one(self, records: Sequence[Record]) -> None:
         """Each record in its own transaction; one that fails for good is dead-lettered with

@@ -17,6 +17,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from shared import backoff
 from shared.sql import load_statements
 
 log = structlog.get_logger(__name__)
@@ -53,17 +54,16 @@ class OutboxRelay:
         producer = self._producer_factory()
         await producer.start()
         try:
-            delay = 0.2
+            waits = backoff.delays()
             while not self._stopping.is_set():
                 try:
                     await self._lead(producer)
-                    delay = 0.2
+                    waits = backoff.delays()
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
                     log.warning("outbox relay interrupted", relay=self.relay, error=repr(error))
-                    await self._sleep(delay)
-                    delay = min(delay * 2, 5.0)
+                    await self._sleep(next(waits))
         finally:
             await producer.stop()
 

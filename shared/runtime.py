@@ -19,7 +19,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import outbox
+from shared import backoff, outbox
 from shared.contract.topics import dead_letter
 from shared.kafka import ensure_topics, make_broker, make_producer
 from shared.messages import Emit
@@ -245,12 +245,11 @@ def _retention_sweeps(service: Service) -> list[Sweep]:
 
 
 async def _connect_pool(dsn: str) -> asyncpg.Pool:
-    delay = 0.2
+    waits = backoff.delays()
     for attempt in range(30):
         try:
             return await asyncpg.create_pool(dsn, min_size=1, max_size=10)
         except (OSError, asyncpg.CannotConnectNowError) as error:
             log.warning("database not reachable yet", attempt=attempt, error=repr(error))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(next(waits))
     return await asyncpg.create_pool(dsn, min_size=1, max_size=10)

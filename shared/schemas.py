@@ -1,16 +1,14 @@
 """Generate `schemas/` from the code: a JSON Schema per event type's `data`, one for the
-CloudEvent envelope, and the AsyncAPI document of every service.
+CloudEvent envelope, and the AsyncAPI document of the services it is given.
 
-Run `ipfleet schemas` or `python -m shared.schemas [OUT_DIR]` (default `schemas/`). The
+Run `ipfleet schemas [OUT_DIR]` (default `schemas/`), which passes every service. The
 output is byte-for-byte deterministic, so tests/unit/test_schemas.py fails on any drift.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 import warnings
 from collections.abc import Sequence
 from importlib import metadata
@@ -28,7 +26,6 @@ from shared.contract.envelope import CONTENT_TYPE, CloudEvent
 from shared.contract.events import EVENT_DATA
 from shared.contract.topics import dead_letter
 from shared.runtime import Service, group_id, register
-from shared.services_registry import SERVICES, ServiceNotBuilt, build_service
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -43,15 +40,15 @@ _DOCUMENTED_SERVER = "kafka:9092"
 _NO_PIPELINE = cast("Pipeline", None)
 
 
-def generate(out_dir: Path) -> list[Path]:
-    """Write every schema under `out_dir`, drop event schemas of types that no longer exist,
-    and return the paths written."""
+def generate(out_dir: Path, services: Sequence[Service]) -> list[Path]:
+    """Write every schema under `out_dir` (the AsyncAPI document of `services`), drop event
+    schemas of types that no longer exist, and return the paths written."""
     documents: dict[str, Any] = {f"events/{t}.json": event_data_schema(t) for t in EVENT_DATA}
     documents["cloudevent.json"] = {
         "$schema": JSON_SCHEMA_DIALECT,
         **CloudEvent.model_json_schema(),
     }
-    documents["asyncapi.json"] = asyncapi_document(built_services())
+    documents["asyncapi.json"] = asyncapi_document(services)
 
     events_dir = out_dir / "events"
     if events_dir.is_dir():
@@ -80,19 +77,6 @@ def event_data_schema(event_type: str) -> dict[str, Any]:
         "$comment": f"`data` of `{event_type}` events",
         **EVENT_DATA[event_type].model_json_schema(),
     }
-
-
-def built_services() -> list[Service]:
-    """Every registered service whose code exists; one not written yet is skipped, noisily."""
-    # Defaults only, never the environment or .env: the document must not depend on who runs it.
-    settings = Settings.model_construct()
-    services: list[Service] = []
-    for name, module in SERVICES.items():
-        try:
-            services.append(build_service(name, settings))
-        except ServiceNotBuilt:
-            print(f"schemas: skipped {name}: {module} does not exist yet", file=sys.stderr)
-    return services
 
 
 def asyncapi_document(services: Sequence[Service]) -> dict[str, Any]:
@@ -249,15 +233,3 @@ def _dead_letter_message() -> dict[str, Any]:
         },
         "payload": {"description": "The input's value byte for byte: it may not be JSON."},
     }
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m shared.schemas", description=__doc__)
-    parser.add_argument("out_dir", nargs="?", default="schemas", type=Path)
-    args = parser.parse_args(argv)
-    for path in generate(args.out_dir):
-        print(path)
-
-
-if __name__ == "__main__":
-    main()

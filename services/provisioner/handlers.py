@@ -8,7 +8,9 @@ from datetime import datetime
 import asyncpg
 import structlog
 
-from services.provisioner import rules
+from services.provisioner import rules, store
+from services.provisioner.settings import ProvisionerSettings
+from services.provisioner.store import RegistryIp
 from shared import command_results
 from shared.command_results import RejectionReason, accepted
 from shared.contract import topics
@@ -21,11 +23,8 @@ from shared.contract.events import (
 )
 from shared.ip_view import load_ip_view
 from shared.messages import Cause, Emit, Received
-from shared.settings import Settings
-from shared.sql import load_statements
 
 log = structlog.get_logger(__name__)
-SQL = load_statements("services.provisioner", "registry.sql")
 
 
 def _rejected_request(data: IpRequested, reason: str, message: str) -> list[Emit]:
@@ -41,34 +40,32 @@ def _rejected_request(data: IpRequested, reason: str, message: str) -> list[Emit
 
 
 async def on_ip_requested(
-    conn: asyncpg.Connection, event: Received, settings: Settings
+    conn: asyncpg.Connection, event: Received, settings: ProvisionerSettings
 ) -> Sequence[Emit]:
     data: IpRequested = event.data
-    await conn.execute(SQL.lock_account, data.account_id)
-    if await conn.fetchval(SQL.by_request, event.id) is not None:
+    await store.lock_account(conn, data.account_id)
+    if await store.provisioned_by(conn, event.id) is not None:
         return []  # applied before (the inbox was pruned since): provision nothing new
-    live = await conn.fetchval(SQL.count_live, data.account_id)
+    live = await store.count_live(conn, data.account_id)
     refusal = rules.quota_refusal(data.plan, settings.quotas, live)
     if refusal is not None:
         return _rejected_request(data, *refusal)
     ip_id = rules.ip_id_for(event.id)
-    address = await conn.fetchval(SQL.take_address, data.region, ip_id)
+    address = await store.take_address(conn, data.region, ip_id)
     if address is None:
         return _rejected_request(
             data, "no_capacity", f"no free address is left in the {data.region} inventory"
         )
-    await conn.execute(
-        SQL.insert_ip,
-        ip_id,
-        data.account_id,
-        address,
-        data.region,
-        data.pool,
-        data.rdns,
-        data.auto_warmup,
-        data.warmup_schedule,
-        event.id,
-        event.time,
+    ip = RegistryIp(
+        ip_id, data.account_id, address, data.region, "provisioning", data.pool, data.rdns
+    )
+    await store.insert_ip(
+        conn,
+        ip,
+        auto_warmup=data.auto_warmup,
+        warmup_schedule=data.warmup_schedule,
+        requested_by=event.id,
+        provisioned_at=event.time,
     )
     log.info("ip provisioned", ip_id=ip_id, address=address, account_id=data.account_id)
     provisioned = IpProvisioned(
@@ -98,34 +95,34 @@ async def _state_changed(conn: asyncpg.Connection, ip_id: str, event_type: str) 
 async def _refuse_command(conn: asyncpg.Connection, event: Received) -> list[Emit] | None:
     """Lock the command's IP; the rejection to answer when it may not take the command."""
     ip_id = event.data.ip_id
-    row = await conn.fetchrow(SQL.lock_ip, ip_id)
+    ip = await store.lock_ip(conn, ip_id)
     # Another account's IP reads exactly like a missing one.
-    if row is None or row["account_id"] != event.data.account_id:
+    if ip is None or ip.account_id != event.data.account_id:
         return rejected(event, "not_found", f"no IP {ip_id} in this account")
-    refusal = rules.command_refusal(row["status"], event.type)
+    refusal = rules.command_refusal(ip.status, event.type)
     return rejected(event, *refusal) if refusal is not None else None
 
 
 async def on_ip_release(
-    conn: asyncpg.Connection, event: Received, settings: Settings
+    conn: asyncpg.Connection, event: Received, settings: ProvisionerSettings
 ) -> Sequence[Emit]:
     data: IpRelease = event.data
     if (refusal := await _refuse_command(conn, event)) is not None:
         return refusal
     until = rules.cooldown_ends(event.time, settings.cooldown)
-    await conn.execute(SQL.start_cooldown, data.ip_id, until, event.id)
+    await store.start_cooldown(conn, data.ip_id, until, event.id)
     return [accepted(event), await _state_changed(conn, data.ip_id, "ip.cooldown_started")]
 
 
 async def on_ip_update(
-    conn: asyncpg.Connection, event: Received, settings: Settings
+    conn: asyncpg.Connection, event: Received, settings: ProvisionerSettings
 ) -> Sequence[Emit]:
     data: IpUpdate = event.data
     if (refusal := await _refuse_command(conn, event)) is not None:
         return refusal
     if data.pool is None and data.rdns is None:
         return rejected(event, "invalid", "ip.update names neither pool nor rdns")
-    await conn.execute(SQL.update_ip, data.ip_id, data.pool, data.rdns)
+    await store.update_ip(conn, data.ip_id, data.pool, data.rdns)
     return [accepted(event), await _state_changed(conn, data.ip_id, "ip.updated")]
 
 
@@ -133,15 +130,14 @@ async def release_due(conn: asyncpg.Connection, watermark: datetime) -> Sequence
     """Sweep: IPs whose cooldown ended (on the event-time clock) are released and their
     addresses return to the inventory."""
     emits: list[Emit] = []
-    for row in await conn.fetch(SQL.due_releases, watermark):
-        await conn.execute(SQL.release, row["ip_id"])
-        await conn.execute(SQL.free_address, row["ip_id"])
-        emit = await _state_changed(conn, row["ip_id"], "ip.released")
+    for due in await store.due_releases(conn, watermark):
+        await store.release(conn, due.ip_id)
+        emit = await _state_changed(conn, due.ip_id, "ip.released")
         cause = Cause(
-            id=f"release:{row['ip_id']}:{row['release_cause']}",
-            time=row["cooldown_until"],
-            causation_id=row["release_cause"],
+            id=f"release:{due.ip_id}:{due.release_cause}",
+            time=due.cooldown_until,
+            causation_id=due.release_cause,
         )
         emits.append(Emit(emit.topic, emit.key, emit.type, emit.data, cause=cause))
-        log.info("ip released", ip_id=row["ip_id"])
+        log.info("ip released", ip_id=due.ip_id)
     return emits

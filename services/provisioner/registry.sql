@@ -27,7 +27,9 @@ INSERT INTO ips (ip_id, account_id, address, region, status, pool, rdns, auto_wa
 VALUES ($1, $2, $3::inet, $4, 'provisioning', $5, $6, $7, $8, $9, $10);
 
 -- name: lock_ip
-SELECT ip_id, account_id, status FROM ips WHERE ip_id = $1 FOR UPDATE;
+SELECT ip_id, account_id, host(address) AS address, region, status, pool, rdns
+FROM ips WHERE ip_id = $1
+FOR UPDATE;
 
 -- name: start_cooldown
 UPDATE ips SET status = 'cooldown', cooldown_until = $2, release_cause = $3 WHERE ip_id = $1;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.reputation import handlers
+from services.reputation.settings import ReputationSettings
 from shared.command_results import answer_invalid_command
 from shared.contract import topics
 from shared.contract.events import (
@@ -34,7 +35,8 @@ COMMAND_HANDLERS = {
 }
 
 
-def build(settings: Settings) -> Service:
+def build(settings: Settings, own: ReputationSettings | None = None) -> Service:
+    """The reputation service. It has no settings of its own beyond its database."""
     return Service(
         name=NAME,
         consumers=[

@@ -177,6 +177,11 @@ async def load_views(conn: asyncpg.Connection, ip_ids: Sequence[str]) -> dict[st
     return {row["ip_id"]: view_from_row(row) for row in await conn.fetch(SQL.views, list(ip_ids))}
 
 
+async def all_views(conn: asyncpg.Connection) -> list[IpView]:
+    """Every IP's whole view, by account and address."""
+    return [view_from_row(row) for row in await conn.fetch(SQL.all_views)]
+
+
 async def due(
     conn: asyncpg.Connection, before: datetime, schedules: Sequence[str], limit: int
 ) -> list[IpRecord]:

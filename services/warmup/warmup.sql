@@ -124,6 +124,13 @@ SELECT i.ip_id, i.account_id, host(i.address) AS address, i.region, i.status AS 
 FROM ips i LEFT JOIN ip_warmup_views w USING (ip_id)
 WHERE i.ip_id = ANY($1::text[]);
 
+-- name: all_views
+-- What `ipfleet ip list` shows: every IP's whole view.
+SELECT i.ip_id, i.account_id, host(i.address) AS address, i.region, i.status AS registry_status,
+       i.pool, i.rdns, w.status AS warmup_status, w.warmup, w.reputation_score
+FROM ips i LEFT JOIN ip_warmup_views w USING (ip_id)
+ORDER BY i.account_id, i.address;
+
 -- name: due
 -- IPs with an hour to close before $1, oldest first; those a batch holds are left for the
 -- next run (they are being brought up to date anyway). An IP whose schedule is no longer

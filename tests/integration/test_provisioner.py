@@ -39,7 +39,7 @@ async def test_requests_are_provisioned_or_rejected_by_plan_quota_and_capacity(
     database: str,
 ) -> None:
     settings = settings_for(IPFLEET_INVENTORY="global=198.51.100.0/29,eu=203.0.113.8/31")
-    await start_fleet([build(settings)], settings)
+    await start_fleet([build(settings, settings.provisioner)], settings)
     sent = [
         request("acct_a", "enterprise", rdns="mail.a.example", pool="tx"),
         request("acct_b", "max"),
@@ -91,7 +91,7 @@ async def test_a_replayed_request_provisions_nothing_new(
     database: str,
 ) -> None:
     settings = settings_for()
-    await start_fleet([build(settings)], settings)
+    await start_fleet([build(settings, settings.provisioner)], settings)
     event = request("acct_r")
     async with follow(ANSWERS) as seen:
         await publisher.send(topics.IP_REQUESTED, event, key="acct_r")
@@ -120,7 +120,7 @@ async def test_poison_messages_are_dead_lettered_and_the_next_message_is_served(
     follow: Any,
 ) -> None:
     settings = settings_for()
-    await start_fleet([build(settings)], settings)
+    await start_fleet([build(settings, settings.provisioner)], settings)
     poison: list[tuple[bytes | dict[str, Any], str]] = [
         (b"\xff\xfe not json", "InvalidJson"),
         (b'{"hello": "world"}', "NotACloudEvent"),
@@ -157,7 +157,7 @@ async def test_release_goes_through_cooldown_and_returns_the_address(
     database: str,
 ) -> None:
     settings = settings_for(IPFLEET_INVENTORY="global=198.51.100.16/31", IPFLEET_COOLDOWN_HOURS=24)
-    await start_fleet([build(settings)], settings)
+    await start_fleet([build(settings, settings.provisioner)], settings)
     watched = [*ANSWERS, topics.IP_STATE_CHANGED, topics.IP_COMMAND_RESULTS]
     async with follow(watched) as seen:
         await publisher.send(topics.IP_REQUESTED, request("acct_x", "max"), key="acct_x")

@@ -178,7 +178,7 @@ async def test_postgres_restarted_mid_stream_delays_work_but_loses_none(
     if not hasattr(postgres_server, "restart"):
         pytest.skip("needs a Postgres this test controls (the embedded one)")
     settings = settings_for(IPFLEET_BATCH_MAX_RECORDS=5)
-    await start_fleet([build(settings)], settings)
+    await start_fleet([build(settings, settings.provisioner)], settings)
     sent = requests(60, "pg")
     async with follow([topics.IP_PROVISIONED]) as seen:
         for event in sent[:20]:
@@ -200,7 +200,7 @@ async def test_replay_refuses_while_the_service_runs_and_the_service_carries_on(
     kafka_server: Any,
 ) -> None:
     settings = settings_for()
-    await start_fleet([build(settings)], settings)
+    await start_fleet([build(settings, settings.provisioner)], settings)
     first, later = requests(1, "live1"), requests(1, "live2")
     async with follow([topics.IP_PROVISIONED]) as seen:
         await publisher.send(topics.IP_REQUESTED, first[0], key=first[0]["data"]["account_id"])
@@ -229,7 +229,7 @@ async def test_replay_after_the_service_stops_reprocesses_and_changes_nothing(
 ) -> None:
     settings = settings_for()
     sent = requests(10, "replay")
-    fleet = await start_fleet([build(settings)], settings)
+    fleet = await start_fleet([build(settings, settings.provisioner)], settings)
     async with follow([topics.IP_PROVISIONED]) as seen:
         for event in sent:
             await publisher.send(topics.IP_REQUESTED, event, key=event["data"]["account_id"])
@@ -249,7 +249,7 @@ async def test_replay_after_the_service_stops_reprocesses_and_changes_nothing(
         assert any("to reprocess" in line for line in lines)
         assert not await _caught_up(settings, kafka_server.bootstrap_servers)
 
-        await start_fleet([build(settings)], settings)
+        await start_fleet([build(settings, settings.provisioner)], settings)
         # The replayed messages are read again (deduplicated) and committed again.
         await wait_until(
             lambda: _caught_up(settings, kafka_server.bootstrap_servers),

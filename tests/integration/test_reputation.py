@@ -57,7 +57,9 @@ def check(account: str, domain: str, metrics: dict[str, Any], at: datetime) -> d
 async def start(start_fleet: Any, settings_for: Callable[..., Settings], **overrides: Any) -> None:
     """Reputation and the provisioner (for real IPs), nothing else."""
     settings = settings_for(**overrides)
-    await start_fleet([build(settings), build_provisioner(settings)], settings)
+    await start_fleet(
+        [build(settings), build_provisioner(settings, settings.provisioner)], settings
+    )
 
 
 async def ask(publisher: Publisher, seen: Follower, *sent: dict[str, Any]) -> list[dict[str, Any]]:

@@ -52,7 +52,10 @@ async def start_services(
     start_fleet: Any, settings: Settings, **warmup_overrides: Any
 ) -> WarmupSettings:
     warmup = WarmupSettings(_env_file=None, **warmup_overrides)  # type: ignore[call-arg]
-    await start_fleet([build_provisioner(settings), build_warmup(settings, warmup)], settings)
+    await start_fleet(
+        [build_provisioner(settings, settings.provisioner), build_warmup(settings, warmup)],
+        settings,
+    )
     return warmup
 
 
@@ -127,7 +130,7 @@ async def ipfleet(database: str, *args: str) -> str:
     """`ipfleet ARGS` as an operator runs it, against `database`; its standard output."""
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "shared", *args],
+        [sys.executable, "-m", "services", *args],
         env={**os.environ, "DATABASE_URL": database, "LOG_FORMAT": "json"},
         capture_output=True,
         check=True,

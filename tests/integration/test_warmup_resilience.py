@@ -74,7 +74,7 @@ async def test_a_warmup_worker_killed_mid_stream_double_counts_nothing(
     tmp_path: Path,
 ) -> None:
     settings = settings_for()
-    await start_fleet([build_provisioner(settings)], settings)
+    await start_fleet([build_provisioner(settings, settings.provisioner)], settings)
     warmup = ServiceProcess(
         ["warmup"], process_env(database, kafka_server, topic_prefix), tmp_path / "warmup.log"
     )

@@ -1,7 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from shared.settings import Settings, parse_inventory
+from services.provisioner.settings import parse_inventory
+from services.settings import FleetSettings as Settings
 
 
 def test_inventory_pairs_parse_per_region() -> None:
@@ -20,7 +21,7 @@ def test_bad_inventory_is_a_clear_error(raw: str) -> None:
 
 def test_default_quotas_follow_the_plans() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert settings.quotas == {"free": 0, "pro": 0, "max": 1, "enterprise": 5}
+    assert settings.provisioner.quotas == {"free": 0, "pro": 0, "max": 1, "enterprise": 5}
 
 
 def test_secrets_never_show_in_repr() -> None:
