@@ -33,7 +33,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
@@ -42,6 +41,7 @@ from services.provisioner.service import build as build_provisioner
 from services.settings import FleetSettings as Settings
 from services.warmup.service import build as build_warmup
 from services.warmup.settings import WarmupSettings
+from shared import database
 from shared.client import Publisher, cloud_event
 from shared.contract import topics
 from shared.infrastructure import provide_kafka, provide_postgres
@@ -61,7 +61,7 @@ OUTCOME_MIX = {
 
 
 async def scalar(dsn: str, sql: str) -> Any:
-    conn = await asyncpg.connect(dsn)
+    conn = await database.connect(dsn, "warmup")
     try:
         return await conn.fetchval(sql)
     finally:
@@ -102,7 +102,7 @@ async def provision(
             await asyncio.sleep(0.2)
     finally:
         await fleet.stop()
-    conn = await asyncpg.connect(dsn)
+    conn = await database.connect(dsn, "warmup")
     try:
         rows = await conn.fetch(
             "SELECT ip_id, account_id, address FROM warmup_ips ORDER BY address"
@@ -237,7 +237,7 @@ async def run_service(
     proc = _spawn(env, log_path, profile)
     first_count: float | None = None
     try:
-        conn = await asyncpg.connect(dsn)
+        conn = await database.connect(dsn, "warmup")
         try:
             while True:
                 counted = int(await conn.fetchval(counted_sql))
@@ -316,7 +316,7 @@ async def measure(args: argparse.Namespace) -> None:
         print(f"service / raw ceiling: {rate / raw:.1%}")
         print(f"service peak RSS (VmHWM): {peak:.0f} MiB")
 
-        conn = await asyncpg.connect(dsn)
+        conn = await database.connect(dsn, "warmup")
         try:
             unknown = await conn.fetchval("SELECT coalesce(sum(n), 0) FROM unknown_ip_sends")
             claimed = await conn.fetchval(

@@ -41,15 +41,15 @@ def _bootstrap(settings: FleetSettings) -> str:
 
 @app.command()
 def migrate() -> None:
-    """Apply pending SQL migrations (under an advisory lock; running it twice is harmless)."""
+    """Apply pending SQL migrations to each service's schema, in each service's database
+    (under an advisory lock; running it twice is harmless)."""
     settings = get_settings()
-    dsns = set(_databases(settings, ["all"]).values())
-    applied: list[str] = []
-    for dsn in dsns:
-        applied += run(fleet.migrate(dsn), settings)
-    typer.echo(
-        f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "")
-    )
+    applied = run(fleet.migrate(_databases(settings, ["all"])), settings)
+    for service, names in applied.items():
+        typer.echo(
+            f"{service}: applied {len(names)} migration(s)"
+            + (": " + ", ".join(names) if names else "")
+        )
 
 
 @app.command("run")
@@ -72,8 +72,7 @@ async def _run(
     from shared.runtime import Fleet
 
     services = fleet.build_all(settings, names)
-    (dsn,) = set(dsns.values())
-    await Fleet(services, settings, dsn, bootstrap).run_until_signalled()
+    await Fleet(services, settings, dsns, bootstrap).run_until_signalled()
 
 
 @app.command()

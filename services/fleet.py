@@ -1,10 +1,14 @@
 """The composition root: the one place that knows every service. It builds them from the
-fleet's settings, names each one's database, migrations and CLI commands, and lists them for
-the AsyncAPI document. Below it, `shared/` knows no service."""
+fleet's settings, names each one's database and migrations, and lists them for the CLI and
+the AsyncAPI document. Below it, `shared/` knows no service.
+
+Each service owns a Postgres schema named after it (its tables, with the runtime's inbox,
+outbox and clock), in its own database when `IPFLEET_<SERVICE>_DATABASE_URL` names one, else
+in the `DATABASE_URL` one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from services.provisioner import service as provisioner
@@ -63,7 +67,12 @@ def databases(settings: FleetSettings, names: Iterable[str] = ("all",)) -> dict[
     return found
 
 
-async def migrate(dsn: str) -> list[str]:
-    """Apply every pending migration of the runtime and of each service; returns their names."""
-    components = ("shared", *(f"services.{name}" for name in SERVICES))
-    return await migrate_schema(dsn, components)
+async def migrate(dsns: Mapping[str, str] | str) -> dict[str, list[str]]:
+    """Migrate each service's schema (named after it) in its database: one DSN for every
+    service, or one per service. Returns the migrations applied, per service."""
+    if isinstance(dsns, str):
+        dsns = dict.fromkeys(SERVICES, dsns)
+    return {
+        name: await migrate_schema(dsn, name, ("shared", f"services.{name}"))
+        for name, dsn in dsns.items()
+    }

@@ -1,8 +1,10 @@
 """Versioned SQL migrations, applied in version order under an advisory lock.
 
 Each component (a package: `shared` for the runtime's tables, each service's own) keeps
-plain `.sql` files in its `migrations/` folder, named `NNNN_what.sql`. The caller names the
-components; versions are unique across them, so one ordered sequence covers the schema.
+plain `.sql` files in its `migrations/` folder, named `NNNN_what.sql`. A service's schema is
+built from the components the caller names (the runtime's, then the service's own): versions
+are unique across them, so one ordered sequence covers the schema, recorded in the schema's
+own `schema_migrations`. Migrations name tables unqualified: they land in that schema.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-import asyncpg
 import structlog
+
+from shared.database import connect
 
 log = structlog.get_logger(__name__)
 
-_LOCK_KEY = 0x1F_1EE7  # ipfleet migrations
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -58,13 +60,15 @@ def discover(components: Sequence[str]) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-async def migrate(dsn: str, components: Sequence[str]) -> list[str]:
-    """Apply every pending migration of `components`; returns the names applied. Safe to run
-    concurrently."""
-    conn = await asyncpg.connect(dsn)
+async def migrate(dsn: str, schema: str, components: Sequence[str]) -> list[str]:
+    """Create `schema` if needed and apply every pending migration of `components` in it;
+    returns the names applied. Safe to run concurrently."""
+    conn = await connect(dsn, schema)
+    lock = f"ipfleet.migrations.{schema}"
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", lock)
         try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             await conn.execute(
                 """CREATE TABLE IF NOT EXISTS schema_migrations (
                        version    integer     PRIMARY KEY,
@@ -91,10 +95,10 @@ async def migrate(dsn: str, components: Sequence[str]) -> list[str]:
                         migration.name,
                         migration.checksum,
                     )
-                log.info("migration applied", name=migration.name)
+                log.info("migration applied", schema=schema, name=migration.name)
                 done.append(migration.name)
             return done
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", lock)
     finally:
         await conn.close()

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import backoff, outbox
+from shared import database, outbox
 from shared.contract.topics import dead_letter
 from shared.kafka import ensure_topics, make_broker, make_producer
 from shared.messages import Emit
@@ -107,22 +107,33 @@ def register(
 
 @dataclass
 class Fleet:
-    """One process running one or more services."""
+    """One process running one or more services. `databases` is one DSN for every service,
+    or a DSN per service; either way each service works in its own schema (named after it)
+    through its own pool."""
 
     services: Sequence[Service]
     settings: Settings
-    dsn: str
+    databases: Mapping[str, str] | str
     bootstrap: str
-    pool: asyncpg.Pool | None = None
+    pools: dict[str, asyncpg.Pool] = field(default_factory=dict)
     broker: KafkaBroker | None = None
     relays: list[OutboxRelay] = field(default_factory=list)
     pipelines: list[Pipeline] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    def dsn(self, service: str) -> str:
+        """The DSN of `service`'s database (a secret: never log it)."""
+        if isinstance(self.databases, str):
+            return self.databases
+        return self.databases[service]
+
     async def start(self) -> None:
         settings = self.settings
         names = "+".join(s.name for s in self.services)
-        self.pool = await _connect_pool(self.dsn)
+        for service in self.services:
+            self.pools[service.name] = await database.create_pool(
+                self.dsn(service.name), service.name
+            )
         if settings.kafka_create_topics:
             topics = [c.topic for s in self.services for c in s.consumers]
             topics += [dead_letter(t) for t in topics]
@@ -132,16 +143,17 @@ class Fleet:
             )
         for service in self.services:
             if service.on_start is not None:
-                await service.on_start(self.pool, settings)
+                await service.on_start(self.pools[service.name], settings)
         self.broker = make_broker(settings, self.bootstrap, client_id=f"ipfleet-{names}")
         for service in self.services:
             for consumer in service.consumers:
-                pipeline = Pipeline(consumer, self.pool, settings.retry_max_seconds)
+                pipeline = Pipeline(consumer, self.pools[service.name], settings.retry_max_seconds)
                 self.pipelines.append(pipeline)
                 register(self.broker, consumer, pipeline, settings)
             relay = OutboxRelay(
                 relay=service.name,
-                dsn=self.dsn,
+                dsn=self.dsn(service.name),
+                schema=service.name,
                 producer_factory=lambda n=service.name: make_producer(
                     settings, self.bootstrap, client_id=f"ipfleet-{n}-relay"
                 ),
@@ -173,8 +185,8 @@ class Fleet:
                 task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 10)
-        if self.pool is not None:
-            await self.pool.close()
+        for pool in self.pools.values():
+            await pool.close()
         log.info("services stopped", services=[s.name for s in self.services])
 
     async def run_until_signalled(self) -> None:
@@ -193,7 +205,7 @@ class Fleet:
         while True:
             await asyncio.sleep(self.settings.sweep_seconds)
             try:
-                await run_sweep(self.pool, service, sweep)  # type: ignore[arg-type]
+                await run_sweep(self.pools[service], service, sweep)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -242,14 +254,3 @@ def _retention_sweeps(service: Service) -> list[Sweep]:
         return []
 
     return [Sweep("inbox-retention", drop)]
-
-
-async def _connect_pool(dsn: str) -> asyncpg.Pool:
-    waits = backoff.delays()
-    for attempt in range(30):
-        try:
-            return await asyncpg.create_pool(dsn, min_size=1, max_size=10)
-        except (OSError, asyncpg.CannotConnectNowError) as error:
-            log.warning("database not reachable yet", attempt=attempt, error=repr(error))
-            await asyncio.sleep(next(waits))
-    return await asyncpg.create_pool(dsn, min_size=1, max_size=10)

@@ -23,7 +23,12 @@ from pydantic.json_schema import models_json_schema
 
 from shared import outbox
 from shared.contract.envelope import CONTENT_TYPE, CloudEvent
-from shared.contract.events import EVENT_DATA
+from shared.contract.events import (
+    MESSAGE_NAMES,
+    message_data,
+    message_name,
+    split_message_name,
+)
 from shared.contract.topics import dead_letter
 from shared.runtime import Service, group_id, register
 from shared.settings import Settings
@@ -43,7 +48,9 @@ _NO_PIPELINE = cast("Pipeline", None)
 def generate(out_dir: Path, services: Sequence[Service]) -> list[Path]:
     """Write every schema under `out_dir` (the AsyncAPI document of `services`), drop event
     schemas of types that no longer exist, and return the paths written."""
-    documents: dict[str, Any] = {f"events/{t}.json": event_data_schema(t) for t in EVENT_DATA}
+    documents: dict[str, Any] = {
+        f"events/{n}.json": event_data_schema(n) for n in dict.fromkeys(MESSAGE_NAMES)
+    }
     documents["cloudevent.json"] = {
         "$schema": JSON_SCHEMA_DIALECT,
         **CloudEvent.model_json_schema(),
@@ -70,12 +77,15 @@ def render(document: Any) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def event_data_schema(event_type: str) -> dict[str, Any]:
+def event_data_schema(name: str) -> dict[str, Any]:
+    """The schema of `data` of a message (`type`, or `type@topic`: see `message_name`)."""
+    event_type, topic = split_message_name(name)
+    where = f" on `{topic}`" if topic is not None else ""
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         # Several types share a model (every ip.state_changed type is an IpView): say which.
-        "$comment": f"`data` of `{event_type}` events",
-        **EVENT_DATA[event_type].model_json_schema(),
+        "$comment": f"`data` of `{event_type}` events{where}",
+        **message_data(name).model_json_schema(),
     }
 
 
@@ -104,7 +114,8 @@ def asyncapi_document(services: Sequence[Service]) -> dict[str, Any]:
             before = set(broker.subscribers)
             register(broker, consumer, _NO_PIPELINE, settings)
             (subscriber,) = (s for s in broker.subscribers if s not in before)
-            for key in note(subscriber, sorted(consumer.types)):
+            names = sorted(message_name(consumer.topic, t) for t in consumer.types)
+            for key in note(subscriber, names):
                 groups[key] = group_id(consumer.service, consumer.topic)
         for topic, types in service.publishes:
             publisher = broker.publisher(
@@ -112,7 +123,7 @@ def asyncapi_document(services: Sequence[Service]) -> dict[str, Any]:
                 title=f"{service.name} emits {topic}",
                 description=f"{service.name} emits {', '.join(types)}",
             )
-            note(publisher, types)
+            note(publisher, [message_name(topic, t) for t in types])
         for topic in dict.fromkeys(c.topic for c in service.consumers):
             publisher = broker.publisher(
                 dead_letter(topic),
@@ -193,16 +204,20 @@ def _with_consumer_groups(document: dict[str, Any], groups: dict[str, str]) -> N
             }
 
 
-def envelope_model(event_type: str) -> type[CloudEvent]:
-    """The CloudEvent of one event type: `type` fixed to it, `data` its model."""
-    name = "".join(part.capitalize() for part in re.split(r"[._]", event_type)) + "Event"
+def envelope_model(name: str) -> type[CloudEvent]:
+    """The CloudEvent of one message (see `message_name`): `type` fixed, `data` its model."""
+    event_type, topic = split_message_name(name)
+    words = re.split(r"[._]", event_type)
+    where = f" on `{topic}`" if topic is not None else ""
+    if topic is not None:
+        words += ["on", *re.split(r"[._]", topic)]
     model: type[CloudEvent] = create_model(
-        name,
+        "".join(word.capitalize() for word in words) + "Event",
         __base__=CloudEvent,
-        __doc__=f"`{event_type}`: the CloudEvents envelope with its typed `data`.",
+        __doc__=f"`{event_type}`{where}: the CloudEvents envelope with its typed `data`.",
         __module__=__name__,
         type=(Literal[event_type], ...),  # type: ignore[valid-type]
-        data=(EVENT_DATA[event_type], ...),
+        data=(message_data(name), ...),
     )
     return model
 

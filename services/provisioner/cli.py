@@ -9,7 +9,9 @@ import asyncpg
 import typer
 
 from services.provisioner import store
+from services.provisioner.service import NAME
 from services.provisioner.settings import ProvisionerSettings
+from shared import database
 from shared.console import database_url, fail, run
 
 inventory_app = typer.Typer(help="The address inventory.", no_args_is_help=True)
@@ -17,7 +19,7 @@ COMMANDS = {"inventory": inventory_app}
 
 
 async def _connect() -> asyncpg.Connection:
-    return await asyncpg.connect(database_url("provisioner", ProvisionerSettings()))
+    return await database.connect(database_url(NAME, ProvisionerSettings()), NAME)
 
 
 @inventory_app.command("add")

@@ -1,4 +1,8 @@
-"""The provisioner's subscribers: load, decide (rules), persist, emit."""
+"""The provisioner's subscribers: load, decide (rules), persist, emit.
+
+The registry's lifecycle goes out on the `ip.provisioned` topic (`ip.provisioned`,
+`ip.updated`, `ip.cooldown_started`, `ip.released`, each with the registry's fields); the
+IP's full view on `ip.state_changed` is warmup's to write."""
 
 from __future__ import annotations
 
@@ -16,12 +20,12 @@ from shared.command_results import RejectionReason, accepted
 from shared.contract import topics
 from shared.contract.events import (
     IpProvisioned,
+    IpRegistryChanged,
     IpRelease,
     IpRequested,
     IpRequestRejected,
     IpUpdate,
 )
-from shared.ip_view import load_ip_view
 from shared.messages import Cause, Emit, Received
 
 log = structlog.get_logger(__name__)
@@ -69,27 +73,35 @@ async def on_ip_requested(
     )
     log.info("ip provisioned", ip_id=ip_id, address=address, account_id=data.account_id)
     provisioned = IpProvisioned(
-        ip_id=ip_id,
-        account_id=data.account_id,
-        address=address,
-        region=data.region,
-        pool=data.pool,
-        rdns=data.rdns,
-        status="provisioning",
+        **_registry_fields(ip),
         auto_warmup=data.auto_warmup,
         warmup_schedule=data.warmup_schedule,
     )
     return [Emit(topics.IP_PROVISIONED, key=ip_id, type="ip.provisioned", data=provisioned)]
 
 
+def _registry_fields(ip: RegistryIp) -> dict[str, str | None]:
+    return {
+        "ip_id": ip.ip_id,
+        "account_id": ip.account_id,
+        "address": ip.address,
+        "region": ip.region,
+        "pool": ip.pool,
+        "rdns": ip.rdns,
+        "status": ip.status,
+    }
+
+
+async def _registry_changed(conn: asyncpg.Connection, ip_id: str, event_type: str) -> Emit:
+    """The registry's lifecycle event of `ip_id` as it now is, on the `ip.provisioned` topic."""
+    ip = await store.lock_ip(conn, ip_id)
+    assert ip is not None
+    data = IpRegistryChanged(**_registry_fields(ip))  # type: ignore[arg-type]
+    return Emit(topics.IP_PROVISIONED, key=ip_id, type=event_type, data=data)
+
+
 def rejected(event: Received, reason: RejectionReason, message: str) -> list[Emit]:
     return [command_results.rejected(event.data.account_id, event.id, event.type, reason, message)]
-
-
-async def _state_changed(conn: asyncpg.Connection, ip_id: str, event_type: str) -> Emit:
-    view = await load_ip_view(conn, ip_id)
-    assert view is not None
-    return Emit(topics.IP_STATE_CHANGED, key=ip_id, type=event_type, data=view)
 
 
 async def _refuse_command(conn: asyncpg.Connection, event: Received) -> list[Emit] | None:
@@ -111,7 +123,7 @@ async def on_ip_release(
         return refusal
     until = rules.cooldown_ends(event.time, settings.cooldown)
     await store.start_cooldown(conn, data.ip_id, until, event.id)
-    return [accepted(event), await _state_changed(conn, data.ip_id, "ip.cooldown_started")]
+    return [accepted(event), await _registry_changed(conn, data.ip_id, "ip.cooldown_started")]
 
 
 async def on_ip_update(
@@ -123,7 +135,7 @@ async def on_ip_update(
     if data.pool is None and data.rdns is None:
         return rejected(event, "invalid", "ip.update names neither pool nor rdns")
     await store.update_ip(conn, data.ip_id, data.pool, data.rdns)
-    return [accepted(event), await _state_changed(conn, data.ip_id, "ip.updated")]
+    return [accepted(event), await _registry_changed(conn, data.ip_id, "ip.updated")]
 
 
 async def release_due(conn: asyncpg.Connection, watermark: datetime) -> Sequence[Emit]:
@@ -132,7 +144,7 @@ async def release_due(conn: asyncpg.Connection, watermark: datetime) -> Sequence
     emits: list[Emit] = []
     for due in await store.due_releases(conn, watermark):
         await store.release(conn, due.ip_id)
-        emit = await _state_changed(conn, due.ip_id, "ip.released")
+        emit = await _registry_changed(conn, due.ip_id, "ip.released")
         cause = Cause(
             id=f"release:{due.ip_id}:{due.release_cause}",
             time=due.cooldown_until,

@@ -13,7 +13,7 @@ from services.provisioner.settings import ProvisionerSettings
 from shared.command_results import answer_invalid_command
 from shared.contract import topics
 from shared.contract.envelope import CloudEvent
-from shared.contract.events import COMMANDS, IpRequested, IpRequestRejected
+from shared.contract.events import COMMANDS, REGISTRY_TYPES, IpRequested, IpRequestRejected
 from shared.messages import Emit, Rejected
 from shared.pipeline import Consumer, by_type
 from shared.runtime import Service, Sweep
@@ -78,9 +78,8 @@ def build(settings: Settings, own: ProvisionerSettings) -> Service:
         ],
         sweeps=[Sweep("release-after-cooldown", handlers.release_due)],
         publishes=[
-            (topics.IP_PROVISIONED, ["ip.provisioned"]),
+            (topics.IP_PROVISIONED, list(REGISTRY_TYPES)),
             (topics.IP_REQUEST_REJECTED, ["ip.request_rejected"]),
-            (topics.IP_STATE_CHANGED, ["ip.updated", "ip.cooldown_started", "ip.released"]),
             (topics.IP_COMMAND_RESULTS, ["command.accepted", "command.rejected"]),
         ],
         on_start=load_inventory,

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from services.reputation import commands
+from services.reputation.service import NAME
 from services.reputation.settings import ReputationSettings
 from shared.console import database_url, run
 
@@ -18,7 +19,7 @@ COMMANDS = {"pool": pool_app, "domain": domain_app}
 
 
 def _dsn() -> str:
-    return database_url("reputation", ReputationSettings())
+    return database_url(NAME, ReputationSettings())
 
 
 @pool_app.command("list")

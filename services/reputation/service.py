@@ -10,6 +10,7 @@ from shared.contract.events import (
     COMMANDS,
     IP_STATE_TYPES,
     POOL_STATE_TYPES,
+    REGISTRY_TYPES,
     DomainHealthChecked,
     IpProvisioned,
     IpView,
@@ -58,15 +59,16 @@ def build(settings: Settings, own: ReputationSettings | None = None) -> Service:
                 service=NAME,
                 topic=topics.IP_PROVISIONED,
                 types={"ip.provisioned": IpProvisioned},
+                # The registry's later changes reach this service with the IP's whole view,
+                # on ip.state_changed.
+                others=frozenset(REGISTRY_TYPES) - {"ip.provisioned"},
                 handle=handlers.on_ip_provisioned,
             ),
             Consumer(
                 service=NAME,
                 topic=topics.IP_STATE_CHANGED,
-                types={"ip.released": IpView},
-                # The IP's other changes are valid, and none of this service's business.
-                others=frozenset(IP_STATE_TYPES) - {"ip.released"},
-                handle=handlers.on_ip_released,
+                types=dict.fromkeys(IP_STATE_TYPES, IpView),
+                handle=handlers.on_ip_state_changed,
             ),
         ],
         publishes=[

@@ -10,7 +10,9 @@ import asyncpg
 import typer
 
 from services.warmup import store
+from services.warmup.handlers import NAME
 from services.warmup.settings import WarmupSettings
+from shared import database
 from shared.console import database_url, fail, run
 
 ip_app = typer.Typer(help="Dedicated IPs.", no_args_is_help=True)
@@ -18,7 +20,7 @@ COMMANDS = {"ip": ip_app}
 
 
 async def _connect() -> asyncpg.Connection:
-    return await asyncpg.connect(database_url("warmup", WarmupSettings()))
+    return await database.connect(database_url(NAME, WarmupSettings()), NAME)
 
 
 @ip_app.command("show")

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from services.provisioner.service import build
 from shared.client import cloud_event
 from shared.contract import topics
+from shared.database import connect as connect_schema
 from shared.replay import LiveMembers, group_positions, replay
 from shared.settings import Settings
 from tests.integration.processes import ServiceProcess
@@ -31,7 +31,7 @@ def requests(n: int, tag: str) -> list[dict[str, Any]]:
 
 
 async def count_ips(dsn: str) -> int:
-    conn = await asyncpg.connect(dsn)
+    conn = await connect_schema(dsn, "provisioner")
     try:
         return int(await conn.fetchval("SELECT count(*) FROM ips"))
     finally:
@@ -160,7 +160,7 @@ async def test_two_replicas_given_100_concurrent_requests_hand_out_no_address_tw
             if replica.proc and replica.proc.poll() is None:
                 replica.proc.kill()
     assert_each_request_answered_once(sent, seen.of_type("ip.provisioned"))
-    conn = await asyncpg.connect(database)
+    conn = await connect_schema(database, "provisioner")
     try:
         assert await conn.fetchval("SELECT count(DISTINCT address) FROM ips") == len(sent)
     finally:

@@ -51,3 +51,14 @@ def test_services_import_no_composition_root() -> None:
         for path in _python_files(ROOT / "services" / service):
             bad = sorted(_imports(path) & root_modules)
             assert bad == [], f"{path.relative_to(ROOT)} imports the composition root: {bad}"
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_no_sql_of_a_service_names_another_services_schema(service: str) -> None:
+    # Each service's connections see its own schema alone (search_path); naming another's
+    # would read a table it does not own.
+    others = [name for name in SERVICE_NAMES if name != service]
+    for path in sorted((ROOT / "services" / service).rglob("*.sql")):
+        text = path.read_text().lower()
+        bad = [name for name in others if f"{name}." in text or f'"{name}"' in text]
+        assert bad == [], f"{path.relative_to(ROOT)} names the schema of {bad}"

@@ -40,6 +40,7 @@ CONTRACT_COMMANDS = (
     "domain.evaluate",
 )
 CONTRACT_IP_STATE = (
+    "ip.registered",
     "ip.warmup_started",
     "ip.warmup_advanced",
     "ip.daily_limit_reached",
@@ -187,7 +188,7 @@ def test_every_message_is_a_typed_cloudevent_or_a_dead_letter(asyncapi: dict[str
             assert "error.class" in message["headers"]["properties"]
             continue
         envelope = schemas[message["payload"]["$ref"].rsplit("/", 1)[1]]
-        assert envelope["properties"]["type"]["const"] == name
+        assert envelope["properties"]["type"]["const"] == name.partition("@")[0]
         assert envelope["properties"]["data"]["$ref"].startswith("#/components/schemas/")
 
 
