@@ -12,7 +12,8 @@ from datetime import datetime
 import asyncpg
 import structlog
 
-from services.provisioner import rules, store
+from services.provisioner import store
+from services.provisioner.domain import rules
 from services.provisioner.settings import ProvisionerSettings
 from services.provisioner.store import RegistryIp
 from shared import command_results

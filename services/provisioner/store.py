@@ -9,7 +9,7 @@ from datetime import datetime
 
 import asyncpg
 
-from services.provisioner.rules import usable_hosts
+from services.provisioner.domain.rules import usable_hosts
 from shared.sql import load_statements
 
 SQL = load_statements("services.provisioner", "registry.sql")

@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 
 from services import fleet
-from services.provisioner.rules import ip_id_for
+from services.provisioner.domain.rules import ip_id_for
 from services.settings import FleetSettings
 from shared.client import Follower, Publisher, Seen, cloud_event
 from shared.contract import topics
