@@ -30,7 +30,7 @@ SELECT child.relname AS name
 FROM pg_inherits
 JOIN pg_class parent ON parent.oid = pg_inherits.inhparent
 JOIN pg_class child ON child.oid = pg_inherits.inhrelid
-WHERE parent.relname = 'inbox_daily';
+WHERE parent.relname = 'inbox_daily' AND parent.relnamespace = current_schema()::regnamespace;
 
 -- name: advance_clock
 INSERT INTO service_clock (service, watermark) VALUES ($1, $2)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -23,7 +22,7 @@ import asyncpg
 import structlog
 from pydantic import BaseModel, ValidationError, create_model
 
-from shared import event_clock, outbox
+from shared import backoff, event_clock, outbox
 from shared.contract.envelope import CloudEvent
 from shared.messages import BatchResult, Cause, Emit, Received, Rejected, Unprocessable
 from shared.sql import load_statements
@@ -230,7 +229,8 @@ class Pipeline:
         parsed: list[Parsed] = []
         overlap = len(records) >= 2 * OVERLAP_CHUNK
         one_by_one = False
-        delay = 0.05
+        waits = backoff.delays(first=0.05, jitter=True)
+        delay = next(waits)
         deadline = asyncio.get_running_loop().time() + self.retry_max_seconds
         while True:
             try:
@@ -272,7 +272,7 @@ class Pipeline:
                     retry_in=round(delay, 2),
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0) * (0.8 + random.random() * 0.4)
+                delay = next(waits)
 
     async def _know_partitions(self) -> None:
         """Give every partition of the topic a clock row once (outside the batch's

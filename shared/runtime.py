@@ -8,7 +8,7 @@ import contextlib
 import gc
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -21,7 +21,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import event_clock, outbox
+from shared import database, event_clock, outbox
 from shared.contract.topics import dead_letter
 from shared.event_clock import Clocks
 from shared.kafka import ensure_topics, make_broker, make_producer
@@ -144,13 +144,15 @@ def _partition_count(message: KafkaMessage, records: Sequence[Any]) -> int | Non
 
 @dataclass
 class Fleet:
-    """One process running one or more services."""
+    """One process running one or more services. `databases` is one DSN for every service,
+    or a DSN per service; either way each service works in its own schema (named after it)
+    through its own pool."""
 
     services: Sequence[Service]
     settings: Settings
-    dsn: str
+    databases: Mapping[str, str] | str
     bootstrap: str
-    pool: asyncpg.Pool | None = None
+    pools: dict[str, asyncpg.Pool] = field(default_factory=dict)
     broker: KafkaBroker | None = None
     relays: list[OutboxRelay] = field(default_factory=list)
     pipelines: list[Pipeline] = field(default_factory=list)
@@ -190,11 +192,20 @@ class Fleet:
             self._ready_after = time.monotonic() - self._started_at
             self.ready.set()
 
+    def dsn(self, service: str) -> str:
+        """The DSN of `service`'s database (a secret: never log it)."""
+        if isinstance(self.databases, str):
+            return self.databases
+        return self.databases[service]
+
     async def start(self) -> None:
         self._started_at = time.monotonic()
         settings = self.settings
         names = "+".join(s.name for s in self.services)
-        self.pool = await _connect_pool(self.dsn)
+        for service in self.services:
+            self.pools[service.name] = await database.create_pool(
+                self.dsn(service.name), service.name
+            )
         if settings.kafka_create_topics:
             topics = [c.topic for s in self.services for c in s.consumers]
             topics += [dead_letter(t) for t in topics]
@@ -204,11 +215,11 @@ class Fleet:
             )
         for service in self.services:
             if service.on_start is not None:
-                await service.on_start(self.pool, settings)
+                await service.on_start(self.pools[service.name], settings)
         self.broker = make_broker(settings, self.bootstrap, client_id=f"ipfleet-{names}")
         for service in self.services:
             for consumer in service.consumers:
-                pipeline = Pipeline(consumer, self.pool, settings.retry_max_seconds)
+                pipeline = Pipeline(consumer, self.pools[service.name], settings.retry_max_seconds)
                 self.pipelines.append(pipeline)
                 group = settings.kafka_topic_prefix + group_id(consumer.service, consumer.topic)
                 self._unassigned.add(group)
@@ -222,7 +233,8 @@ class Fleet:
                 self._subscribers.append((subscriber, pipeline))
             relay = OutboxRelay(
                 relay=service.name,
-                dsn=self.dsn,
+                dsn=self.dsn(service.name),
+                schema=service.name,
                 producer_factory=lambda n=service.name: make_producer(
                     settings, self.bootstrap, client_id=f"ipfleet-{n}-relay"
                 ),
@@ -265,8 +277,8 @@ class Fleet:
                 task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 10)
-        if self.pool is not None:
-            await self.pool.close()
+        for pool in self.pools.values():
+            await pool.close()
         log.info("services stopped", services=[s.name for s in self.services])
 
     async def run_until_signalled(self) -> None:
@@ -288,7 +300,7 @@ class Fleet:
             await asyncio.sleep(self.settings.sweep_seconds)
             for subscriber, pipeline in self._subscribers:
                 try:
-                    await mark_caught_up(self.pool, subscriber, pipeline)  # type: ignore[arg-type]
+                    await mark_caught_up(pipeline.pool, subscriber, pipeline)
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
@@ -302,7 +314,7 @@ class Fleet:
         while True:
             await asyncio.sleep(self.settings.sweep_seconds)
             try:
-                await run_sweep(self.pool, service, sweep)  # type: ignore[arg-type]
+                await run_sweep(self.pools[service], service, sweep)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -385,15 +397,3 @@ def _retention_sweeps(service: Service) -> list[Sweep]:
         return []
 
     return [Sweep("inbox-retention", drop)]
-
-
-async def _connect_pool(dsn: str) -> asyncpg.Pool:
-    delay = 0.2
-    for attempt in range(30):
-        try:
-            return await asyncpg.create_pool(dsn, min_size=1, max_size=10)
-        except (OSError, asyncpg.CannotConnectNowError) as error:
-            log.warning("database not reachable yet", attempt=attempt, error=repr(error))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-    return await asyncpg.create_pool(dsn, min_size=1, max_size=10)

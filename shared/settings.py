@@ -1,31 +1,17 @@
-"""Runtime settings, read from the environment and a `.env` file.
+"""Settings every service runs on (database, Kafka, logging, the pipeline), read from the
+environment and a `.env` file, and the base of each service's own settings.
 
 Every setting has a production-safe default or is explicitly optional; secrets are
-`SecretStr` so they never reach a log line or a repr.
+`SecretStr` so they never reach a log line or a repr. The fleet's root settings (this model
+with one nested model per service) are composed in `services/settings.py`.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from datetime import timedelta
-from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-Region = Literal["global", "eu"]
-
-
-def parse_inventory(raw: str) -> list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]]:
-    """Parse `region=CIDR,region=CIDR` into pairs; raises ValueError with the bad item."""
-    pairs: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
-    for item in filter(None, (part.strip() for part in raw.split(","))):
-        region, sep, cidr = item.partition("=")
-        if not sep or region.strip() not in ("global", "eu"):
-            raise ValueError(f"inventory item {item!r} must look like 'global=198.51.100.0/24'")
-        pairs.append((region.strip(), ipaddress.ip_network(cidr.strip(), strict=False)))
-    return pairs
 
 
 class Settings(BaseSettings):
@@ -111,49 +97,36 @@ class Settings(BaseSettings):
     )
     sweep_seconds: float = Field(default=5.0, gt=0, validation_alias="IPFLEET_SWEEP_SECONDS")
 
-    # Provisioner.
-    inventory: str = Field(default="", validation_alias="IPFLEET_INVENTORY")
-    quota_free: int = Field(default=0, ge=0, validation_alias="IPFLEET_QUOTA_FREE")
-    quota_pro: int = Field(default=0, ge=0, validation_alias="IPFLEET_QUOTA_PRO")
-    quota_max: int = Field(default=1, ge=0, validation_alias="IPFLEET_QUOTA_MAX")
-    quota_enterprise: int = Field(default=5, ge=0, validation_alias="IPFLEET_QUOTA_ENTERPRISE")
-    cooldown_hours: float = Field(default=24.0, ge=0, validation_alias="IPFLEET_COOLDOWN_HOURS")
-    # A cooldown ends once its partition's clock is this far past its end, so a command a
-    # little late (published after a later one of another account) still finds it in cooldown.
-    cooldown_lateness_minutes: float = Field(
-        default=5.0, ge=0, validation_alias="IPFLEET_COOLDOWN_LATENESS_MINUTES"
-    )
-
     # Embedded development stack.
     dev_data_dir: str = Field(default=".ipfleet", validation_alias="IPFLEET_DEV_DATA_DIR")
 
-    @field_validator("inventory")
-    @classmethod
-    def _inventory_parses(cls, value: str) -> str:
-        parse_inventory(value)
-        return value
 
-    @property
-    def quotas(self) -> dict[str, int]:
-        return {
-            "free": self.quota_free,
-            "pro": self.quota_pro,
-            "max": self.quota_max,
-            "enterprise": self.quota_enterprise,
-        }
+class ServiceSettings(BaseSettings):
+    """The base of one service's own settings: its database, when it has one of its own
+    (`IPFLEET_<SERVICE>_DATABASE_URL`), else the fleet's `DATABASE_URL`."""
 
-    @property
-    def cooldown(self) -> timedelta:
-        return timedelta(hours=self.cooldown_hours)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    @property
-    def cooldown_lateness(self) -> timedelta:
-        return timedelta(minutes=self.cooldown_lateness_minutes)
+    database_url: SecretStr | None = None
 
-    def inventory_ranges(self) -> list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]]:
-        return parse_inventory(self.inventory)
+    def database(self, base: Settings) -> SecretStr | None:
+        return self.database_url if self.database_url is not None else base.database_url
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+def env_keys(model: type[BaseSettings]) -> dict[str, str]:
+    """The environment variables a settings model reads, each with the keyword that sets it
+    (its alias, else its field name, for a field read by prefix + name)."""
+    prefix = str(model.model_config.get("env_prefix") or "")
+    keys = {}
+    for name, field in model.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            keys[alias] = alias
+        else:
+            keys[(prefix + name).upper()] = name
+    return keys
+
+
+def env_names(model: type[BaseSettings]) -> set[str]:
+    """The environment variables a settings model reads."""
+    return set(env_keys(model))

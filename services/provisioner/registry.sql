@@ -27,7 +27,9 @@ INSERT INTO ips (ip_id, account_id, address, region, status, pool, rdns, auto_wa
 VALUES ($1, $2, $3::inet, $4, 'provisioning', $5, $6, $7, $8, $9, $10);
 
 -- name: lock_ip
-SELECT ip_id, account_id, status, cooldown_until, release_cause FROM ips WHERE ip_id = $1
+SELECT ip_id, account_id, host(address) AS address, region, status, pool, rdns,
+       cooldown_until, release_cause
+FROM ips WHERE ip_id = $1
 FOR UPDATE;
 
 -- name: start_cooldown

@@ -28,13 +28,13 @@ from services.warmup.domain.send_counts import ZERO, SendCounters
 from services.warmup.domain.state import Step, WarmupState
 from services.warmup.domain.transitions import DailyLimitReached, HourlyLimitReached, Transition
 from services.warmup.domain.warmup_day import WarmupRejected, start
+from services.warmup.ip_view import view_from_row
 from services.warmup.store import IpRecord
 from shared import command_results, event_clock
 from shared.command_results import accepted
 from shared.contract import topics
-from shared.contract.events import IpProvisioned, IpView, IpWarmupStart, SendRecorded
+from shared.contract.events import IpProvisioned, IpRegistryChanged, IpWarmupStart, SendRecorded
 from shared.event_clock import Clocks
-from shared.ip_view import view_from_row
 from shared.messages import BatchResult, Cause, Emit, Received, Rejected
 
 log = structlog.get_logger(__name__)
@@ -227,27 +227,30 @@ async def _own_clock(conn: asyncpg.Connection, ip: IpRecord) -> datetime | None:
 
 
 async def _known_ip(conn: asyncpg.Connection, ip_id: str) -> IpRecord | None:
-    """The IP as warmup keeps it, locked; one only the provisioner knows yet (its
-    ip.provisioned not read here yet: another topic) is registered from its registry row."""
-    ip = await store.lock_ip(conn, ip_id)
-    if ip is not None:
-        return ip
-    row = await store.registry_ip(conn, ip_id)
-    if row is None:
-        return None
-    await store.register(conn, ip_id, row["account_id"], row["address"], row["provisioned_at"])
+    """The IP as warmup keeps it, locked; None until its ip.provisioned has been read here
+    (a command naming it earlier is answered `not_found`, never half applied)."""
     return await store.lock_ip(conn, ip_id)
 
 
-# ---- ip.provisioned --------------------------------------------------------------------------
+async def _announced(
+    conn: asyncpg.Connection, ip_id: str, event_type: str, emits: list[Emit]
+) -> list[Emit]:
+    """`emits`, then `event_type` on `ip.state_changed` with the IP's whole view (the input
+    event is its cause)."""
+    view = (await store.load_views(conn, [ip_id]))[ip_id]
+    return [*emits, Emit(topics.IP_STATE_CHANGED, key=ip_id, type=event_type, data=view)]
+
+
+# ---- the registry's lifecycle (the provisioner's events on ip.provisioned) -------------------
 
 
 async def on_ip_provisioned(
     conn: asyncpg.Connection, event: Received, config: WarmupConfig
 ) -> Sequence[Emit]:
-    """Register the IP; with auto warm-up, start it at the event's time."""
+    """Register the IP; with auto warm-up, start it at the event's time. Either way the IP
+    gets its first `ip.state_changed` at once: `ip.warmup_started`, else `ip.registered`."""
     data: IpProvisioned = event.data
-    await store.register(conn, data.ip_id, data.account_id, data.address, event.time)
+    await store.register(conn, data, event.time)
     ip = await store.lock_ip(conn, data.ip_id)
     assert ip is not None
     decided: dict[str, Step] = {}
@@ -264,7 +267,21 @@ async def on_ip_provisioned(
         else:
             decided[ip.ip_id] = start(ip.state, schedule, event.time, config.rules.default_mode)
     nows = {ip.ip_id: await _command_now(conn, config, ip, event)}
-    return await settle(conn, config, [ip], nows, {ip.ip_id: event.id}, decided, refresh_all=True)
+    emits = await settle(conn, config, [ip], nows, {ip.ip_id: event.id}, decided, refresh_all=True)
+    if any(e.type == "ip.warmup_started" for e in emits):
+        return emits
+    return await _announced(conn, ip.ip_id, "ip.registered", emits)
+
+
+async def on_ip_updated(
+    conn: asyncpg.Connection, event: Received, config: WarmupConfig
+) -> Sequence[Emit]:
+    """`ip.updated` (pool, rDNS): keep the registry's fields and announce the new view."""
+    data: IpRegistryChanged = event.data
+    if await _known_ip(conn, data.ip_id) is None:
+        await store.register(conn, data, event.time)
+    await store.registry_changed(conn, data)
+    return await _announced(conn, data.ip_id, "ip.updated", [])
 
 
 # ---- ip.commands: ip.warmup.start ------------------------------------------------------------
@@ -308,25 +325,26 @@ async def on_warmup_start(
     return [accepted(event), *emits]
 
 
-# ---- ip.state_changed: the provisioner's cooldown and release ---------------------------------
+# ---- the registry's cooldown and release -----------------------------------------------------
 
 
 async def on_ip_stopped(
     conn: asyncpg.Connection, event: Received, config: WarmupConfig
 ) -> Sequence[Emit]:
-    """`ip.cooldown_started` / `ip.released`: the warm-up stops (sends are still counted)."""
-    if event.event.source == f"ipfleet/{NAME}":
-        return []
-    data: IpView = event.data
+    """`ip.cooldown_started` / `ip.released`: the warm-up stops (sends are still counted),
+    and the event goes out on `ip.state_changed` with the IP's whole view."""
+    data: IpRegistryChanged = event.data
     ip = await _known_ip(conn, data.ip_id)
     if ip is None:
-        await store.register(conn, data.ip_id, data.account_id, data.address, event.time)
+        await store.register(conn, data, event.time)
+    await store.registry_changed(conn, data)
     await store.stop(conn, data.ip_id, event.time, event.type)
     ip = await store.lock_ip(conn, data.ip_id)
     assert ip is not None
     log.info("warm-up stopped", ip_id=ip.ip_id, by=event.type)
     nows = {ip.ip_id: await _command_now(conn, config, ip, event)}
-    return await settle(conn, config, [ip], nows, {}, refresh_all=True)
+    emits = await settle(conn, config, [ip], nows, {}, refresh_all=True)
+    return await _announced(conn, ip.ip_id, event.type, emits)
 
 
 # ---- send.recorded (batches) -----------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The warmup service's settings, from the environment (or `.env`), all prefixed
-`IPFLEET_WARMUP_`. Unset rule overrides keep `WarmupRules`' defaults (docs/warmup.md has
-each one with its source)."""
+`IPFLEET_WARMUP_` (its database: `IPFLEET_WARMUP_DATABASE_URL`, else `DATABASE_URL`).
+Unset rule overrides keep `WarmupRules`' defaults (docs/warmup.md has each one with its
+source)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from services.warmup.domain.rules import Mode, WarmupRules
 from services.warmup.domain.schedules import Schedule, load_schedules, select_schedule
+from shared.settings import ServiceSettings
 
 
-class WarmupSettings(BaseSettings):
+class WarmupSettings(ServiceSettings):
     model_config = SettingsConfigDict(
         env_file=".env", extra="ignore", env_prefix="IPFLEET_WARMUP_", populate_by_name=True
     )

@@ -18,8 +18,8 @@ from services.warmup.domain.attribution import UnknownSends
 from services.warmup.domain.catch_up import counters_of, wide_rows
 from services.warmup.domain.send_counts import OUTCOMES, OutcomeCounts, SendCounters, TallyKey
 from services.warmup.domain.state import WarmupState
-from shared.contract.events import IpView
-from shared.ip_view import view_from_row
+from services.warmup.ip_view import view_from_row
+from shared.contract.events import IpRegistryChanged, IpView
 from shared.sql import load_statements
 
 SQL = load_statements("services.warmup", "warmup.sql")
@@ -55,29 +55,43 @@ def _record(row: asyncpg.Record) -> IpRecord:
 
 
 async def register(
-    conn: asyncpg.Connection, ip_id: str, account_id: str, address: str, provisioned_at: datetime
+    conn: asyncpg.Connection, registry: IpRegistryChanged, provisioned_at: datetime
 ) -> None:
-    """Add an IP warmup has not seen (warm-up not started); an IP it knows is left as is."""
+    """Add an IP warmup has not seen (warm-up not started), with the registry's fields; an
+    IP it knows is left as is."""
     await conn.execute(
         SQL.register,
-        ip_id,
-        account_id,
-        normal_address(address),
+        registry.ip_id,
+        registry.account_id,
+        normal_address(registry.address),
         provisioned_at,
         WarmupState().model_dump_json(),
         "not_started",
         None,
+        registry.region,
+        registry.pool,
+        registry.rdns,
+        registry.status,
+    )
+
+
+async def registry_changed(conn: asyncpg.Connection, registry: IpRegistryChanged) -> None:
+    """Keep the registry's fields as its latest lifecycle event carries them."""
+    await conn.execute(
+        SQL.registry_changed,
+        registry.ip_id,
+        registry.account_id,
+        normal_address(registry.address),
+        registry.region,
+        registry.pool,
+        registry.rdns,
+        registry.status,
     )
 
 
 async def lock_ip(conn: asyncpg.Connection, ip_id: str) -> IpRecord | None:
     row = await conn.fetchrow(SQL.lock_ip, ip_id)
     return _record(row) if row is not None else None
-
-
-async def registry_ip(conn: asyncpg.Connection, ip_id: str) -> asyncpg.Record | None:
-    """The provisioner's row of the IP (read only)."""
-    return await conn.fetchrow(SQL.registry_ip, ip_id)
 
 
 async def lock_by_address(conn: asyncpg.Connection, addresses: Iterable[str]) -> list[IpRecord]:
@@ -174,7 +188,7 @@ async def save_views(
 
 
 async def load_views(conn: asyncpg.Connection, ip_ids: Sequence[str]) -> dict[str, IpView]:
-    """The whole view of each IP, as `shared.ip_view.load_ip_view` reads one."""
+    """The whole view of each IP, as its `ip.state_changed` events carry it."""
     if not ip_ids:
         return {}
     return {row["ip_id"]: view_from_row(row) for row in await conn.fetch(SQL.views, list(ip_ids))}
@@ -185,6 +199,11 @@ async def view_rows(conn: asyncpg.Connection, ip_ids: Sequence[str]) -> dict[str
     if not ip_ids:
         return {}
     return {row["ip_id"]: dict(row) for row in await conn.fetch(SQL.views, list(ip_ids))}
+
+
+async def all_views(conn: asyncpg.Connection) -> list[IpView]:
+    """Every IP's whole view, by account and address."""
+    return [view_from_row(row) for row in await conn.fetch(SQL.all_views)]
 
 
 async def due(

@@ -1,19 +1,21 @@
 -- name: register
--- An IP warmup has not seen before; an IP it knows keeps its row.
-INSERT INTO warmup_ips (ip_id, account_id, address, provisioned_at, state, status, closed_until)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
+-- An IP warmup has not seen before (its ip.provisioned); an IP it knows keeps its row.
+INSERT INTO warmup_ips (ip_id, account_id, address, provisioned_at, state, status, closed_until,
+                        region, pool, rdns, registry_status)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (ip_id) DO NOTHING;
+
+-- name: registry_changed
+-- The registry's fields as its latest lifecycle event carries them (ip.updated,
+-- ip.cooldown_started, ip.released); the warm-up state is left as it is.
+UPDATE warmup_ips
+SET account_id = $2, address = $3, region = $4, pool = $5, rdns = $6, registry_status = $7
+WHERE ip_id = $1;
 
 -- name: lock_ip
 SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition
 FROM warmup_ips WHERE ip_id = $1
 FOR UPDATE;
-
--- name: registry_ip
--- The provisioner's record of an IP, for a command or a stop that arrives before warmup
--- has read the IP's ip.provisioned (another topic, another consumer).
-SELECT ip_id, account_id, host(address) AS address, provisioned_at, status
-FROM ips WHERE ip_id = $1;
 
 -- name: lock_by_address
 -- The IPs a batch of sends names: per address, the IP provisioned last. Locked in ip_id
@@ -118,11 +120,19 @@ ON CONFLICT (ip_id) DO UPDATE SET
     updated_at = now();
 
 -- name: views
--- The whole view of each IP (as shared/ip_view.sql `one` reads it), for many IPs at once.
-SELECT i.ip_id, i.account_id, host(i.address) AS address, i.region, i.status AS registry_status,
-       i.pool, i.rdns, w.status AS warmup_status, w.warmup, w.reputation_score
-FROM ips i LEFT JOIN ip_warmup_views w USING (ip_id)
+-- The whole view of each IP (the registry's fields warmup keeps, and its warm-up part), for
+-- many IPs at once.
+SELECT i.ip_id, i.account_id, i.address, i.region, i.registry_status, i.pool, i.rdns,
+       w.status AS warmup_status, w.warmup, w.reputation_score
+FROM warmup_ips i LEFT JOIN ip_warmup_views w USING (ip_id)
 WHERE i.ip_id = ANY($1::text[]);
+
+-- name: all_views
+-- What `ipfleet ip list` shows: every IP's whole view.
+SELECT i.ip_id, i.account_id, i.address, i.region, i.registry_status, i.pool, i.rdns,
+       w.status AS warmup_status, w.warmup, w.reputation_score
+FROM warmup_ips i LEFT JOIN ip_warmup_views w USING (ip_id)
+ORDER BY i.account_id, i.address;
 
 -- name: due
 -- IPs with an hour to close, oldest first: before the hour its own partition's clock allows

@@ -1,5 +1,5 @@
 -- The consumer runtime every service stands on: inbox (what was applied), outbox (what to
--- publish), and each service's event-time clock.
+-- publish), and the service's event-time clock. Applied in each service's own schema.
 
 -- Low-volume inbox: one row per applied input event, kept until an operator prunes it.
 CREATE TABLE inbox (
@@ -35,7 +35,8 @@ CREATE INDEX outbox_relay_order ON outbox (relay, txid, position);
 
 CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('ipfleet_outbox', '');
+    -- One channel per schema: a relay is woken by its own service's rows only.
+    PERFORM pg_notify('ipfleet_outbox_' || TG_TABLE_SCHEMA, '');
     RETURN NULL;
 END;
 $$;

@@ -10,10 +10,10 @@ from pathlib import Path
 
 
 class ServiceProcess:
-    """`python -m shared run SERVICE` with its own environment; output goes to a log file."""
+    """`python -m services run SERVICE` with its own environment; output goes to a log file."""
 
     def __init__(self, services: list[str], env: dict[str, str], log_path: Path) -> None:
-        self._args = [sys.executable, "-m", "shared", "run", *services]
+        self._args = [sys.executable, "-m", "services", "run", *services]
         self._env = {**os.environ, **env, "LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None

@@ -16,10 +16,10 @@ import asyncpg
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
 
+from services.fleet import SERVICES, migrate
+from services.settings import FleetSettings
 from shared.client import Follower, Publisher
-from shared.migrate import migrate
 from shared.runtime import Fleet, Service
-from shared.settings import Settings
 from tests.integration.waiting import wait_until
 
 PARTITIONS = 3
@@ -72,7 +72,7 @@ class Replay:
         finally:
             await admin.close()
 
-    def settings(self, **overrides: Any) -> Settings:
+    def settings(self, **overrides: Any) -> FleetSettings:
         values = {
             "KAFKA_TOPIC_PREFIX": self.prefix,
             "KAFKA_TOPIC_PARTITIONS": PARTITIONS,
@@ -83,7 +83,7 @@ class Replay:
             "KAFKA_SESSION_TIMEOUT_MS": 2000,
             "KAFKA_HEARTBEAT_INTERVAL_MS": 100,
         } | overrides
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return FleetSettings(_env_file=None, **values)  # type: ignore[call-arg]
 
     def process_env(self, **overrides: str) -> dict[str, str]:
         """The same settings for a service run as its own process."""
@@ -100,7 +100,7 @@ class Replay:
             "LOG_LEVEL": "WARNING",
         } | overrides
 
-    def fleet(self, services: Sequence[Service], settings: Settings) -> Fleet:
+    def fleet(self, services: Sequence[Service], settings: FleetSettings) -> Fleet:
         return Fleet(services, settings, self.dsn, self.bootstrap)
 
     def publisher(self) -> Publisher:
@@ -117,6 +117,7 @@ class Replay:
             await publisher.flush()
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows of `sql`, which names each table with its service's schema."""
         conn = await asyncpg.connect(self.dsn)
         try:
             return [tuple(row) for row in await conn.fetch(sql, *args)]
@@ -131,15 +132,17 @@ class Replay:
         since = loop.time()
         while loop.time() - since < seconds:
             await asyncio.sleep(0.3)
-            now = (await read(), await self.fetch("SELECT count(*) FROM outbox"))
+            pending = " + ".join(f"(SELECT count(*) FROM {name}.outbox)" for name in SERVICES)
+            now = (await read(), await self.fetch(f"SELECT {pending}"))
             if now != last:
                 last, since = now, loop.time()
         return last[0]
 
     async def applied(self, consumer: str, event_ids: list[str]) -> int:
         """How many of `event_ids` the consumer (service/topic) has applied (its inbox)."""
+        schema = consumer.partition("/")[0]
         [(count,)] = await self.fetch(
-            "SELECT count(*) FROM inbox WHERE consumer = $1 AND event_id = ANY($2::text[])",
+            f"SELECT count(*) FROM {schema}.inbox WHERE consumer = $1 AND event_id = ANY($2)",
             consumer,
             event_ids,
         )

@@ -16,10 +16,11 @@ import pytest
 
 from services.provisioner.service import build as build_provisioner
 from services.reputation.service import build as build_reputation
+from services.settings import FleetSettings
+from services.warmup.service import build as build_warmup
 from shared.client import cloud_event
 from shared.contract import topics
 from shared.runtime import Fleet, Service
-from shared.settings import Settings
 from tests.integration.replaying import Outcome, Replay, assert_same, partition_of, pause_partition
 from tests.integration.test_reputation import GOOD, POOR, ask, enable_dynamic_pools, outcome
 from tests.integration.waiting import wait_until
@@ -33,7 +34,7 @@ WAYS = ("large batches", "tiny batches", "one partition paused")
 
 async def read_backlog(
     replay: Replay,
-    build: Callable[[Settings], list[Service]],
+    build: Callable[[FleetSettings], list[Service]],
     topic: str,
     key: str,
     log: list[dict[str, Any]],
@@ -71,7 +72,7 @@ async def read_backlog(
 
 ACCOUNTS = ["acct_c0", "acct_c1", "acct_c2", "acct_c3"]
 REGISTRY = """SELECT ip_id, account_id, host(address), status, pool, rdns, cooldown_until,
-                     released_at FROM ips ORDER BY ip_id"""
+                     released_at FROM provisioner.ips ORDER BY ip_id"""
 
 
 def command(kind: str, account: str, at: datetime, n: int, **data: Any) -> dict[str, Any]:
@@ -105,7 +106,7 @@ def cooldown_log(ips: dict[str, list[str]]) -> list[dict[str, Any]]:
 async def provision_pairs(replay: Replay) -> dict[str, list[str]]:
     """Two IPs per account, one request after another (the same addresses every time)."""
     settings = replay.settings()
-    fleet = replay.fleet([build_provisioner(settings)], settings)
+    fleet = replay.fleet([build_provisioner(settings, settings.provisioner)], settings)
     await fleet.start()
     ips: dict[str, list[str]] = {}
     try:
@@ -150,12 +151,12 @@ async def test_cooldowns_end_the_same_however_the_commands_are_read(
 
             async def finish(r: Replay = replay) -> Outcome:
                 state = await r.until_still(lambda: r.fetch(REGISTRY))
-                watched = [topics.IP_STATE_CHANGED, topics.IP_COMMAND_RESULTS]
+                watched = [topics.IP_PROVISIONED, topics.IP_COMMAND_RESULTS]
                 return Outcome(state, await r.events(watched))
 
             outcomes[name] = await read_backlog(
                 replay,
-                lambda s: [build_provisioner(s)],
+                lambda s: [build_provisioner(s, s.provisioner)],
                 topics.IP_COMMANDS,
                 "account_id",
                 log,
@@ -178,8 +179,8 @@ async def test_cooldowns_end_the_same_however_the_commands_are_read(
 
 DOMAINS = [f"d{i}.example" for i in range(9)]
 HISTORY = """SELECT id, domain, prev_pool, new_pool, reason, initiated_by, occurred_at
-             FROM domain_history ORDER BY id"""
-CHECKED = "SELECT count(*) FROM health_checks"
+             FROM reputation.domain_history ORDER BY id"""
+CHECKED = "SELECT count(*) FROM reputation.health_checks"
 
 
 def health_log() -> list[dict[str, Any]]:
@@ -202,12 +203,23 @@ def health_log() -> list[dict[str, Any]]:
 
 async def enrol(replay: Replay) -> None:
     settings = replay.settings()
-    fleet = replay.fleet([build_reputation(settings), build_provisioner(settings)], settings)
+    fleet = replay.fleet(
+        [
+            build_reputation(settings),
+            build_provisioner(settings, settings.provisioner),
+            build_warmup(settings, settings.warmup),
+        ],
+        settings,
+    )
     await fleet.start()
     try:
-        async with replay.follower(
-            [topics.IP_PROVISIONED, topics.IP_COMMAND_RESULTS, topics.DOMAIN_POOL_CHANGED]
-        ) as seen:
+        watched = [
+            topics.IP_PROVISIONED,
+            topics.IP_STATE_CHANGED,
+            topics.IP_COMMAND_RESULTS,
+            topics.DOMAIN_POOL_CHANGED,
+        ]
+        async with replay.follower(watched) as seen:
             async with replay.publisher() as publisher:
                 await enable_dynamic_pools(publisher, seen, replay.dsn, "acct_rep")
                 for n, domain in enumerate(DOMAINS):

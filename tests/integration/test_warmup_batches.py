@@ -21,6 +21,8 @@ from services.warmup.domain.state import WarmupState
 from services.warmup.domain.warmup_day import start
 from services.warmup.service import build
 from services.warmup.settings import WarmupSettings
+from shared import database as shared_database
+from shared.contract.events import IpRegistryChanged
 from shared.messages import BatchResult, Received
 from shared.pipeline import OVERLAP_CHUNK, Consumer, Pipeline
 from shared.settings import Settings
@@ -92,20 +94,21 @@ async def counters(pool: asyncpg.Pool) -> Counter[tuple[str, str, int, str]]:
 
 @pytest.fixture
 async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database, min_size=1, max_size=4)
+    pool = await shared_database.create_pool(database, "warmup", max_size=4)
     schedule = load_schedules(None)["standard-14"]
     async with pool.acquire() as conn:
         for ip_id, account, address in IPS:
-            await conn.execute(
-                "INSERT INTO ips (ip_id, account_id, address, region, status, auto_warmup, "
-                "requested_by, provisioned_at) VALUES ($1, $2, $3::inet, 'global', "
-                "'provisioning', true, $1, $4)",
-                ip_id,
-                account,
-                address,
-                T0,
+            # As warmup registers an IP from the registry's ip.provisioned.
+            registry = IpRegistryChanged(
+                ip_id=ip_id,
+                account_id=account,
+                address=address,
+                region="global",
+                pool=None,
+                rdns=None,
+                status="provisioning",
             )
-            await store.register(conn, ip_id, account, address, T0)
+            await store.register(conn, registry, T0)
             state = start(WarmupState(), schedule, T0, "earned").state
             await store.save_states(conn, {ip_id: state})
     yield pool

@@ -47,9 +47,10 @@ D1 = datetime(2026, 1, 5, tzinfo=UTC)
 DAY, H, M = timedelta(days=1), timedelta(hours=1), timedelta(minutes=1)
 ACCOUNTS = [f"acct_d{i}" for i in range(8)]
 STATE = """SELECT w.ip_id, w.state::text, w.status, v.warmup::text, v.reputation_score
-           FROM warmup_ips w LEFT JOIN ip_warmup_views v USING (ip_id) ORDER BY w.ip_id"""
+           FROM warmup.warmup_ips w LEFT JOIN warmup.ip_warmup_views v USING (ip_id)
+           ORDER BY w.ip_id"""
 COUNTED = """SELECT coalesce(sum(delivered + deferred + bounced + complained + dropped), 0)
-             FROM warmup_counters"""
+             FROM warmup.warmup_counters"""
 
 
 def rules() -> WarmupSettings:
@@ -114,7 +115,10 @@ async def provision(replay: Replay) -> list[dict[str, Any]]:
     """The eight IPs, one request after another (so each gets the same address every time),
     each registered and warming before the log is published."""
     settings = replay.settings()
-    fleet = replay.fleet([build_provisioner(settings), build_warmup(settings, rules())], settings)
+    fleet = replay.fleet(
+        [build_provisioner(settings, settings.provisioner), build_warmup(settings, rules())],
+        settings,
+    )
     await fleet.start()
     ips = []
     try:
