@@ -106,12 +106,12 @@ def main() -> None:
     if args.dev:
         for name in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"):
             base_env.pop(name, None)
-        argv = [sys.executable, "-c", "from shared.cli import main; main()", "dev"]
+        argv = [sys.executable, "-m", "services", "dev"]
     else:
         db = provide_postgres(os.environ.get("DATABASE_URL") or None)
         kafka = provide_kafka(os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None)
         print(f"postgres: {db.kind}; kafka: {kafka.kind}")
-        argv = [sys.executable, "-m", "shared", "run", "all"]
+        argv = [sys.executable, "-m", "services", "run", "all"]
     results = []
     try:
         for run in range(args.runs):

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
+from services.fleet import build as build_service
+from services.fleet import expand
 from services.provisioner.service import build as build_provisioner
+from services.settings import FleetSettings as Settings
 from shared.runtime import Fleet, Service, group_id
-from shared.services_registry import build_service, expand
-from shared.settings import Settings
 from tests.integration.processes import ServiceProcess
 from tests.integration.waiting import wait_until
 
@@ -55,14 +56,14 @@ async def test_a_second_replica_becomes_ready_and_the_partitions_are_shared(
     start_fleet: Any, settings_for: Callable[..., Settings], topic_prefix: str
 ) -> None:
     settings = settings_for()
-    first: Fleet = await start_fleet([build_provisioner(settings)], settings)
+    first: Fleet = await start_fleet([build_provisioner(settings, settings.provisioner)], settings)
     await first.wait_ready(timeout=120)
-    second: Fleet = await start_fleet([build_provisioner(settings)], settings)
+    second: Fleet = await start_fleet([build_provisioner(settings, settings.provisioner)], settings)
     await second.wait_ready(timeout=120)
 
     # The second member's join rebalanced each group: the first one's readiness stays, its
     # partitions are now shared, each held by exactly one of the two.
-    wanted = subscriptions([build_provisioner(settings)], topic_prefix)
+    wanted = subscriptions([build_provisioner(settings, settings.provisioner)], topic_prefix)
 
     def split(group: str, topic: str) -> bool:
         mine = first.assignments.get(group, frozenset())

@@ -200,7 +200,10 @@ async def test_named_pools_take_commands_new_ips_and_lose_released_ips(
     database: str,
 ) -> None:
     # No cooldown: a released IP is released as soon as the provisioner's clock reaches it.
-    await start(start_fleet, settings_for, IPFLEET_COOLDOWN_HOURS=0)
+    # No cooldown and no allowed lateness: the release is over as soon as it is read.
+    await start(
+        start_fleet, settings_for, IPFLEET_COOLDOWN_HOURS=0, IPFLEET_COOLDOWN_LATENESS_MINUTES=0
+    )
     acct, other = "acct_pools", "acct_other"
     async with follow(WATCHED) as seen:
         created = await ask(
