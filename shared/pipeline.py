@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache, cached_property
-from operator import attrgetter
 from typing import Any, Literal, Protocol
 
 import asyncpg
@@ -444,8 +443,6 @@ class Pipeline:
                 dead.append(self._dead_row(record_of(item), rejected))
         rows = outbox.emitted_rows(consumer.service, emits) + dead
         await outbox.append(conn, consumer.service, rows)
-        if valid:
-            await conn.execute(SQL.advance_clock, consumer.service, max(map(_event_time, valid)))
 
     async def _advance_clocks(
         self, conn: asyncpg.Connection, valid: list[Received]
@@ -586,7 +583,6 @@ def _with_cause(emit: Emit, cause: Cause) -> Emit:
     )
 
 
-_event_time = attrgetter("event.time")
 
 
 def partition_name(day: date) -> str:

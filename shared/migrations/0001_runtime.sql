@@ -1,5 +1,5 @@
 -- The consumer runtime every service stands on: inbox (what was applied), outbox (what to
--- publish), and the service's event-time clock. Applied in each service's own schema.
+-- publish); the event-time clocks are in 0002. Applied in each service's own schema.
 
 -- Low-volume inbox: one row per applied input event, kept until an operator prunes it.
 CREATE TABLE inbox (
@@ -43,9 +43,3 @@ $$;
 CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
     FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
 
--- The latest event time each service has processed: sweeps (cooldowns, warm-up day close)
--- run on this clock, never the worker's, so a replay rebuilds the same state.
-CREATE TABLE service_clock (
-    service   text        PRIMARY KEY,
-    watermark timestamptz NOT NULL
-);

@@ -121,7 +121,7 @@ async def provision_pairs(replay: Replay) -> dict[str, list[str]]:
                     )
                     await publisher.send(topics.IP_REQUESTED, request, key=account)
                     [done] = await seen.wait_for(
-                        lambda s, r=request: s.event["causationid"] == r["id"]
+                        lambda s, r=request: s.event.get("causationid") == r["id"]
                     )
                     ips.setdefault(account, []).append(done.event["data"]["ip_id"])
     finally:

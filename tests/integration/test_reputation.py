@@ -106,7 +106,7 @@ async def provision(
         await publisher.send(topics.IP_REQUESTED, event, key=account)
     ids = {e["id"] for e in sent}
     found = await seen.wait_for(
-        lambda s: s.topic == topics.IP_PROVISIONED and s.event["causationid"] in ids, count=n
+        lambda s: s.topic == topics.IP_PROVISIONED and s.event.get("causationid") in ids, count=n
     )
     by_cause = {s.event["causationid"]: s.event["data"]["ip_id"] for s in found}
     return [by_cause[e["id"]] for e in sent]
@@ -285,8 +285,6 @@ async def test_named_pools_take_commands_new_ips_and_lose_released_ips(
         assert outcome(configured) == "accepted"
         [released] = await ask(publisher, seen, command("ip.release", acct, at=hours(1), ip_id=ip1))
         assert outcome(released) == "accepted"
-        # A later event moves the provisioner's event-time clock on past the (zero) cooldown.
-        await provision(publisher, seen, "acct_clock", at=hours(2))
         removed = await seen.wait_for(
             lambda s: s.event["type"] == "pool.ip_removed" and s.event["data"]["ip_id"] == ip1,
             count=3,

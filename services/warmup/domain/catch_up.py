@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from services.warmup.domain.event_time import day_start, hour_of, hour_start
+from services.warmup.domain.event_time import hour_of, hour_start
 from services.warmup.domain.reputation import reputation_score, score_window
 from services.warmup.domain.rules import WarmupRules
 from services.warmup.domain.schedules import Schedule
@@ -88,8 +88,7 @@ def sent_as_of(transition: Transition, counters: SendCounters) -> int:
     had been read when it was decided (a backlog, a replay, another batch size)."""
     if isinstance(transition, DailyLimitReached):
         return transition.limit
-    cut = hour_start(transition.at)
-    before = counters.between(day_start(cut.date()), cut).sent
+    before = counters.day_before(transition.at).sent
     if isinstance(transition, HourlyLimitReached):
         return before + transition.limit
     return before
@@ -112,7 +111,7 @@ def render_as_of(
     cut = hour_start(transition.at)
     first, last = score_window(cut, rules)
     window = sum((c for d, c in daily.items() if first <= d < last), start=OutcomeCounts())
-    window = window + counters.between(day_start(cut.date()), cut)
+    window = window + counters.day_before(cut)
     shown = render(
         state,
         schedule,
