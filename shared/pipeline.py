@@ -583,8 +583,6 @@ def _with_cause(emit: Emit, cause: Cause) -> Emit:
     )
 
 
-
-
 def partition_name(day: date) -> str:
     return f"inbox_daily_{day:%Y%m%d}"
 

@@ -134,7 +134,8 @@ async def provision(replay: Replay) -> list[dict[str, Any]]:
                     await publisher.send(topics.IP_REQUESTED, request, key=account)
                     [done] = await seen.wait_for(
                         lambda s, r=request: (
-                            s.topic == topics.IP_PROVISIONED and s.event.get("causationid") == r["id"]
+                            s.topic == topics.IP_PROVISIONED
+                            and s.event.get("causationid") == r["id"]
                         )
                     )
                     ips.append(done.event["data"])
