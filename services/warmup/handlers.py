@@ -28,7 +28,7 @@ from services.warmup.domain.send_counts import ZERO, SendCounters
 from services.warmup.domain.state import Step, WarmupState
 from services.warmup.domain.transitions import DailyLimitReached, HourlyLimitReached, Transition
 from services.warmup.domain.warmup_day import WarmupRejected, start
-from services.warmup.ip_view import view_from_row
+from services.warmup.ip_view import merged_status, view_from_row
 from services.warmup.store import IpRecord
 from shared import command_results, event_clock
 from shared.command_results import accepted
@@ -169,6 +169,9 @@ async def settle(
         if row is None:
             log.error("no registry row for the IP; its events are not emitted", ip_id=ip.ip_id)
             continue
+        # The registry's part of the view, validated once; each event adds its own warm-up
+        # part, which the domain renders JSON-ready.
+        registry = view_from_row(row).model_dump(mode="json")
         for transition, after in moments:
             shown = render_as_of(
                 transition,
@@ -179,14 +182,12 @@ async def settle(
                 daily.get(ip.ip_id, {}),
                 ip.stopped_by,
             )
-            view = view_from_row(
-                {
-                    **row,
-                    "warmup": shown.view,
-                    "warmup_status": shown.view["status"],
-                    "reputation_score": shown.score,
-                }
-            )
+            view = {
+                **registry,
+                "status": merged_status(row["registry_status"], shown.view["status"]),
+                "warmup": shown.view,
+                "reputation_score": shown.score,
+            }
             caused = transition in commanded or isinstance(
                 transition, DailyLimitReached | HourlyLimitReached
             )
