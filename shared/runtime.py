@@ -22,11 +22,13 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from shared import database, event_clock, outbox
+from shared.consumer import Consumer
 from shared.contract.topics import dead_letter
+from shared.daily_inbox import drop_expired_day_partitions
 from shared.event_clock import Clocks
 from shared.kafka import ensure_topics, make_broker, make_producer
 from shared.messages import Emit
-from shared.pipeline import Consumer, Pipeline, drop_expired_day_partitions
+from shared.pipeline import Pipeline
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.sql import load_statements

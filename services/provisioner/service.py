@@ -11,11 +11,11 @@ import structlog
 from services.provisioner import handlers, store
 from services.provisioner.settings import ProvisionerSettings
 from shared.command_results import answer_invalid_command
+from shared.consumer import Consumer, by_type
 from shared.contract import topics
 from shared.contract.envelope import CloudEvent
 from shared.contract.events import COMMANDS, REGISTRY_TYPES, IpRequested, IpRequestRejected
 from shared.messages import Emit, Rejected
-from shared.pipeline import Consumer, by_type
 from shared.runtime import Service, Sweep
 from shared.settings import Settings
 

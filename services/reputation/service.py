@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.reputation import handlers
 from services.reputation.settings import ReputationSettings
 from shared.command_results import answer_invalid_command
+from shared.consumer import Consumer, by_type
 from shared.contract import topics
 from shared.contract.events import (
     COMMANDS,
@@ -15,7 +16,6 @@ from shared.contract.events import (
     IpProvisioned,
     IpView,
 )
-from shared.pipeline import Consumer, by_type
 from shared.runtime import Service
 from shared.settings import Settings
 

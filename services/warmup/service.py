@@ -9,6 +9,7 @@ from services.warmup import handlers
 from services.warmup.handlers import NAME, WarmupConfig
 from services.warmup.settings import WarmupSettings
 from shared.command_results import answer_invalid_command
+from shared.consumer import Consumer, by_type
 from shared.contract import topics
 from shared.contract.events import (
     COMMANDS,
@@ -17,7 +18,6 @@ from shared.contract.events import (
     IpWarmupStart,
     SendRecorded,
 )
-from shared.pipeline import Consumer, by_type
 from shared.runtime import Service, Sweep
 from shared.settings import Settings
 

@@ -22,9 +22,11 @@ from services.warmup.domain.warmup_day import start
 from services.warmup.service import build
 from services.warmup.settings import WarmupSettings
 from shared import database as shared_database
+from shared.consumer import Consumer
 from shared.contract.events import IpRegistryChanged
+from shared.ingest import CHUNK as OVERLAP_CHUNK
 from shared.messages import BatchResult, Received
-from shared.pipeline import OVERLAP_CHUNK, Consumer, Pipeline
+from shared.pipeline import Pipeline
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -130,7 +132,7 @@ class Spy:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.calls: list[str] = []
-        for name in ("_apply", "_apply_overlapped"):
+        for name in ("_apply", "_apply_in_chunks"):
             original = getattr(pipeline, name)
 
             async def spy(*args: Any, _original: Any = original, _name: str = name) -> Any:
@@ -155,7 +157,7 @@ async def test_a_large_batch_counts_each_event_once_across_chunks_and_batches(
     batch += fresh[:300] + fresh[-10:]
     assert await pipeline.process(batch)
 
-    assert spy.calls == ["_apply", "_apply_overlapped"]
+    assert spy.calls == ["_apply", "_apply_in_chunks"]
     assert await counters(pool) == expected(earlier + batch)
     claimed = await pool.fetchval("SELECT count(*) FROM inbox_daily")
     assert claimed == len(earlier) + len(fresh)
@@ -173,7 +175,7 @@ async def test_a_large_batch_reaching_a_new_day_rolls_back_and_takes_the_plain_p
     assert datetime.fromisoformat(json.loads(batch[OVERLAP_CHUNK - 1].value)["time"]).day == 5
     assert datetime.fromisoformat(json.loads(batch[-1].value)["time"]).day == 6
     assert await pipeline.process(batch)
-    assert spy.calls == ["_apply", "_apply_overlapped", "_apply"]
+    assert spy.calls == ["_apply", "_apply_in_chunks", "_apply"]
     assert await counters(pool) == expected(
         sends(10, T0 + timedelta(hours=1), timedelta(minutes=1), "a") + batch
     )
@@ -204,7 +206,7 @@ async def test_a_transient_failure_after_an_overlapped_claim_is_retried_counting
         3 * OVERLAP_CHUNK, T0 + timedelta(hours=2), timedelta(seconds=5), uuid.uuid4().hex
     )
     assert await pipeline.process(batch)
-    assert spy.calls == ["_apply", "_apply_overlapped", "_apply"]
+    assert spy.calls == ["_apply", "_apply_in_chunks", "_apply"]
     assert attempts == [5, len(batch), len(batch)]
     assert await counters(pool) == expected(first + batch)
 
