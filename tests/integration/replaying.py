@@ -124,9 +124,10 @@ class Replay:
         finally:
             await conn.close()
 
-    async def until_still(self, read: Callable[[], Awaitable[Any]], seconds: float = 3.0) -> Any:
+    async def until_still(self, read: Callable[[], Awaitable[Any]], seconds: float = 5.0) -> Any:
         """Wait until `read()` has not changed for `seconds` (and nothing waits in the outbox);
-        returns its last value."""
+        returns its last value. Generous: on a loaded machine a worker can stall for seconds
+        between its last batch and its last sweep."""
         loop = asyncio.get_running_loop()
         last: Any = None
         since = loop.time()
@@ -198,7 +199,8 @@ def assert_same(outcomes: dict[str, Outcome], reference: str) -> None:
     """Every way of reading ended in the reference's state, with the reference's events."""
     expected = outcomes[reference]
     for name, outcome in outcomes.items():
-        assert outcome.state == expected.state, f"{name}: the state differs from {reference}'s"
+        difference = _difference(outcome.state, expected.state)
+        assert outcome.state == expected.state, f"{name}: the state differs: {difference}"
         missing = expected.events.keys() - outcome.events.keys()
         extra = outcome.events.keys() - expected.events.keys()
         assert not missing and not extra, (
@@ -208,3 +210,16 @@ def assert_same(outcomes: dict[str, Outcome], reference: str) -> None:
         for event_id, body in expected.events.items():
             got = outcome.events[event_id]
             assert got == body, f"{name}: {body[:2]} differs: {got[2]} != {body[2]}"
+
+
+def _difference(got: Any, want: Any) -> str:
+    """The first entries that differ, for the failure message."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        keys = sorted(set(got) | set(want), key=str)
+        return "; ".join(
+            f"{k}: {got.get(k)!r} != {want.get(k)!r}" for k in keys if got.get(k) != want.get(k)
+        )[:3000]
+    if isinstance(got, list) and isinstance(want, list):
+        pairs = [(g, w) for g, w in zip(got, want, strict=False) if g != w]
+        return f"{len(got)} vs {len(want)} rows; first differing: {pairs[:3]!r}"[:3000]
+    return f"{got!r} != {want!r}"[:3000]
