@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,13 @@ from aiokafka.structs import TopicPartition
 
 from services.fleet import SERVICES, migrate
 from services.settings import FleetSettings
-from shared.client import Follower, Publisher
+from shared.client import Follower, Publisher, cloud_event
+from shared.contract import topics
 from shared.runtime import Fleet, Service
 from tests.integration.waiting import wait_until
 
 PARTITIONS = 3
+REQUESTED_AT = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
 def partition_of(key: str) -> int:
@@ -108,6 +111,28 @@ class Replay:
 
     def follower(self, watched: list[str]) -> Follower:
         return Follower(self.settings(), self.bootstrap, watched, self.prefix)
+
+    async def request_ips(self, seen: Follower, accounts: Sequence[str]) -> list[dict[str, Any]]:
+        """One `ip.requested` per entry of `accounts` (an account named twice gets two IPs),
+        each answered before the next is sent and each with a fixed id, so every way of
+        reading gets the same IPs at the same addresses. Their `ip.provisioned` data."""
+        provisioned = []
+        async with self.publisher() as publisher:
+            for n, account in enumerate(accounts):
+                request = cloud_event(
+                    "ip.requested",
+                    {"account_id": account, "plan": "enterprise"},
+                    time=REQUESTED_AT,
+                    event_id=f"request-{n}",
+                )
+                await publisher.send(topics.IP_REQUESTED, request, key=account)
+                [done] = await seen.wait_for(
+                    lambda s, r=request: (
+                        s.topic == topics.IP_PROVISIONED and s.event.get("causationid") == r["id"]
+                    )
+                )
+                provisioned.append(done.event["data"])
+        return provisioned
 
     async def publish(self, topic: str, log: Sequence[dict[str, Any]], key: str) -> None:
         """Publish `log` to `topic`, each event keyed by `data[key]`."""

@@ -111,19 +111,9 @@ async def provision_pairs(replay: Replay) -> dict[str, list[str]]:
     ips: dict[str, list[str]] = {}
     try:
         async with replay.follower([topics.IP_PROVISIONED]) as seen:
-            async with replay.publisher() as publisher:
-                for n, account in enumerate(a for a in ACCOUNTS for _ in range(2)):
-                    request = cloud_event(
-                        "ip.requested",
-                        {"account_id": account, "plan": "enterprise"},
-                        time=T0,
-                        event_id=f"request-{n}",
-                    )
-                    await publisher.send(topics.IP_REQUESTED, request, key=account)
-                    [done] = await seen.wait_for(
-                        lambda s, r=request: s.event.get("causationid") == r["id"]
-                    )
-                    ips.setdefault(account, []).append(done.event["data"]["ip_id"])
+            pairs = [account for account in ACCOUNTS for _ in range(2)]
+            for data in await replay.request_ips(seen, pairs):
+                ips.setdefault(data["account_id"], []).append(data["ip_id"])
     finally:
         await fleet.stop()
     return ips

@@ -120,25 +120,9 @@ async def provision(replay: Replay) -> list[dict[str, Any]]:
         settings,
     )
     await fleet.start()
-    ips = []
     try:
         async with replay.follower([topics.IP_PROVISIONED, topics.IP_STATE_CHANGED]) as seen:
-            async with replay.publisher() as publisher:
-                for n, account in enumerate(ACCOUNTS):
-                    request = cloud_event(
-                        "ip.requested",
-                        {"account_id": account, "plan": "enterprise"},
-                        time=T0,
-                        event_id=f"determinism-request-{n}",
-                    )
-                    await publisher.send(topics.IP_REQUESTED, request, key=account)
-                    [done] = await seen.wait_for(
-                        lambda s, r=request: (
-                            s.topic == topics.IP_PROVISIONED
-                            and s.event.get("causationid") == r["id"]
-                        )
-                    )
-                    ips.append(done.event["data"])
+            ips = await replay.request_ips(seen, ACCOUNTS)
             await seen.wait_for(
                 lambda s: s.event["type"] == "ip.warmup_started", count=len(ACCOUNTS)
             )
