@@ -203,6 +203,22 @@ def _short(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+class BatchObserver(Protocol):
+    """Told what each batch did (metrics, tracing), once per call site and never per event:
+    `attempt` as each attempt of a batch starts (what an earlier attempt reported is void),
+    `applied` and `dead_lettered` inside the attempt, `done` once the batch is committed."""
+
+    def attempt(self) -> None: ...
+
+    def applied(
+        self, valid: Sequence[Received], fresh: Sequence[Received], expired: Sequence[Received]
+    ) -> None: ...
+
+    def dead_lettered(self, record: Record, rejected: Rejected) -> None: ...
+
+    def done(self, records: int, seconds: float) -> None: ...
+
+
 @dataclass
 class Pipeline:
     """Runs one consumer's batches against Postgres. One instance per subscription."""
@@ -213,6 +229,7 @@ class Pipeline:
     # False once the process is stopping: batches fetched after that are left uncommitted
     # for the group's next owner instead of being applied (see runtime.register).
     accepting: bool = True
+    observer: BatchObserver | None = None
     _known_partitions: set[str] = field(default_factory=set)
 
     async def process(self, records: Sequence[Record]) -> bool:
@@ -222,8 +239,11 @@ class Pipeline:
         overlap = len(records) >= 2 * OVERLAP_CHUNK
         one_by_one = False
         delay = 0.05
-        deadline = asyncio.get_running_loop().time() + self.retry_max_seconds
+        started = asyncio.get_running_loop().time()
+        deadline = started + self.retry_max_seconds
         while True:
+            if self.observer is not None:
+                self.observer.attempt()
             try:
                 if one_by_one:
                     await self._apply_one_by_one(records)
@@ -233,6 +253,8 @@ class Pipeline:
                 else:
                     parsed.extend(self._parse(records[len(parsed) :]))
                     await self._apply(parsed)
+                if self.observer is not None:
+                    self.observer.done(len(records), asyncio.get_running_loop().time() - started)
                 return True
             except _NewDay:
                 continue  # a day partition is needed first: the plain path creates it
@@ -426,6 +448,8 @@ class Pipeline:
         await outbox.append(conn, consumer.service, rows)
         if valid:
             await conn.execute(SQL.advance_clock, consumer.service, max(map(_event_time, valid)))
+        if self.observer is not None:
+            self.observer.applied(valid, fresh, expired)
 
     async def _handle_one(
         self, conn: asyncpg.Connection, item: Received
@@ -528,6 +552,8 @@ class Pipeline:
                 self._known_partitions.add(partition_name(day))
 
     def _dead_row(self, record: Record, rejected: Rejected) -> outbox.OutboxRow:
+        if self.observer is not None:
+            self.observer.dead_lettered(record, rejected)
         return outbox.dead_letter_row(
             topic=self.consumer.topic,  # the contract name: the relay adds any topic prefix
             key=record.key,
