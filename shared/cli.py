@@ -76,6 +76,7 @@ def run(
 
 
 async def _run_services(names: list[str], settings: Settings, dsn: str, bootstrap: str) -> None:
+    from shared.operations import HttpPortTaken
     from shared.runtime import Fleet
     from shared.services_registry import ServiceNotBuilt, build_service, expand
 
@@ -83,7 +84,10 @@ async def _run_services(names: list[str], settings: Settings, dsn: str, bootstra
         built = [build_service(name, settings) for name in expand(names)]
     except (KeyError, ServiceNotBuilt) as error:
         raise _fail(str(error).strip("'\"")) from error
-    await Fleet(built, settings, dsn, bootstrap).run_until_signalled()
+    try:
+        await Fleet(built, settings, dsn, bootstrap).run_until_signalled()
+    except HttpPortTaken as error:
+        raise _fail(str(error)) from error
 
 
 @app.command()

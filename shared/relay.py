@@ -33,8 +33,11 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         batch_size: int = 1000,
         topic_prefix: str = "",
+        on_published: Callable[[int, float], None] | None = None,
     ) -> None:
         self._topic_prefix = topic_prefix
+        # Told (rows, seconds from the first send to the last ack) per published batch.
+        self._on_published = on_published
         self.relay = relay
         self._dsn = dsn
         self._producer_factory = producer_factory
@@ -88,6 +91,7 @@ class OutboxRelay:
         rows = await conn.fetch(SQL.next_batch, self.relay, self._batch_size)
         if not rows:
             return 0
+        started = asyncio.get_running_loop().time()
         pending = []
         for row in rows:
             headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
@@ -100,6 +104,8 @@ class OutboxRelay:
                 )
             )
         await asyncio.gather(*pending)
+        if self._on_published is not None:
+            self._on_published(len(rows), asyncio.get_running_loop().time() - started)
         await conn.execute(SQL.forget, [row["position"] for row in rows])
         self.published += len(rows)
         return len(rows)

@@ -21,8 +21,10 @@ from faststream.kafka.annotations import KafkaMessage
 
 from shared import outbox
 from shared.contract.topics import dead_letter
+from shared.health import Subscription
 from shared.kafka import ensure_topics, make_broker, make_producer
 from shared.messages import Emit
+from shared.operations import Operations
 from shared.pipeline import Consumer, Pipeline, drop_expired_day_partitions
 from shared.relay import OutboxRelay
 from shared.settings import Settings
@@ -65,7 +67,11 @@ async def _no_decode(_: Any) -> None:
 
 
 def register(
-    broker: KafkaBroker, consumer: Consumer, pipeline: Pipeline, settings: Settings
+    broker: KafkaBroker,
+    consumer: Consumer,
+    pipeline: Pipeline,
+    settings: Settings,
+    subscription: Subscription | None = None,
 ) -> None:
     subscriber = broker.subscriber(
         settings.kafka_topic_prefix + consumer.topic,
@@ -83,7 +89,10 @@ def register(
         decoder=_no_decode,
         title=group_id(consumer.service, consumer.topic),
         description=f"{consumer.service} applies {', '.join(sorted(consumer.types))}",
+        listener=subscription,
     )
+    if subscription is not None:
+        subscription.subscriber = subscriber
 
     async def on_batch(message: KafkaMessage) -> None:
         raw = message.raw_message
@@ -92,7 +101,14 @@ def register(
             # Stopping: not applied, not committed; the next owner reads it from the last
             # commit. Stopping is then prompt however deep the backlog.
             return
-        if await pipeline.process(records):
+        if subscription is not None:
+            subscription.batch_started()
+        try:
+            applied = await pipeline.process(records)
+        finally:
+            if subscription is not None:
+                subscription.batch_finished()
+        if applied:
             try:
                 await message.ack()
             except (CommitFailedError, KafkaError) as error:
@@ -117,11 +133,15 @@ class Fleet:
     broker: KafkaBroker | None = None
     relays: list[OutboxRelay] = field(default_factory=list)
     pipelines: list[Pipeline] = field(default_factory=list)
+    # Health probes, metrics and their HTTP server (IPFLEET_HTTP_PORT).
+    ops: Operations | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         settings = self.settings
         names = "+".join(s.name for s in self.services)
+        # First: binding the HTTP port fails at once when it is taken.
+        self.ops = ops = Operations(settings, self.dsn, [s.name for s in self.services])
         self.pool = await _connect_pool(self.dsn)
         if settings.kafka_create_topics:
             topics = [c.topic for s in self.services for c in s.consumers]
@@ -137,8 +157,10 @@ class Fleet:
         for service in self.services:
             for consumer in service.consumers:
                 pipeline = Pipeline(consumer, self.pool, settings.retry_max_seconds)
+                pipeline.observer = ops.metrics.observer(consumer)
                 self.pipelines.append(pipeline)
-                register(self.broker, consumer, pipeline, settings)
+                subscription = ops.subscription(service.name, consumer.topic)
+                register(self.broker, consumer, pipeline, settings, subscription)
             relay = OutboxRelay(
                 relay=service.name,
                 dsn=self.dsn,
@@ -147,6 +169,7 @@ class Fleet:
                 ),
                 poll_seconds=settings.outbox_poll_seconds,
                 topic_prefix=settings.kafka_topic_prefix,
+                on_published=ops.metrics.relay_timer(service.name),
             )
             self.relays.append(relay)
             self._tasks.append(asyncio.create_task(relay.run(), name=f"relay:{service.name}"))
@@ -157,11 +180,14 @@ class Fleet:
                         name=f"sweep:{service.name}:{sweep.name}",
                     )
                 )
+        await ops.start()
         await self.broker.start()
         log.info("services started", services=[s.name for s in self.services])
 
     async def stop(self) -> None:
         """Stop fetching, let in-flight batches finish and commit, then stop relays."""
+        if self.ops is not None:
+            self.ops.probes.stopping = True
         for pipeline in self.pipelines:
             pipeline.accepting = False
         if self.broker is not None:
@@ -175,6 +201,8 @@ class Fleet:
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 10)
         if self.pool is not None:
             await self.pool.close()
+        if self.ops is not None:
+            await self.ops.stop()
         log.info("services stopped", services=[s.name for s in self.services])
 
     async def run_until_signalled(self) -> None:
