@@ -24,6 +24,7 @@ import uvicorn
 
 from shared.health import DatabaseCheck, Heartbeat, Probes, Subscription
 from shared.metrics import CONTENT_TYPE, FleetMetrics, Sampler
+from shared.pipeline import BatchObserver, Consumer
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -131,6 +132,13 @@ class Operations:
     def port(self) -> int | None:
         """The port served (None when turned off)."""
         return self._socket.getsockname()[1] if self._socket is not None else None
+
+    def pipeline_observer(self, consumer: Consumer) -> BatchObserver | None:
+        """What counts a pipeline's batches; nothing when no one can scrape them."""
+        return self.metrics.observer(consumer) if self._socket is not None else None
+
+    def relay_observer(self, service: str) -> Callable[[int, float], None] | None:
+        return self.metrics.relay_timer(service) if self._socket is not None else None
 
     def subscription(self, service: str, topic: str) -> Subscription:
         sub = Subscription(service, topic)

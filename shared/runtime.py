@@ -157,7 +157,7 @@ class Fleet:
         for service in self.services:
             for consumer in service.consumers:
                 pipeline = Pipeline(consumer, self.pool, settings.retry_max_seconds)
-                pipeline.observer = ops.metrics.observer(consumer)
+                pipeline.observer = ops.pipeline_observer(consumer)
                 self.pipelines.append(pipeline)
                 subscription = ops.subscription(service.name, consumer.topic)
                 register(self.broker, consumer, pipeline, settings, subscription)
@@ -169,7 +169,7 @@ class Fleet:
                 ),
                 poll_seconds=settings.outbox_poll_seconds,
                 topic_prefix=settings.kafka_topic_prefix,
-                on_published=ops.metrics.relay_timer(service.name),
+                on_published=ops.relay_observer(service.name),
             )
             self.relays.append(relay)
             self._tasks.append(asyncio.create_task(relay.run(), name=f"relay:{service.name}"))
