@@ -26,6 +26,8 @@ app.add_typer(inventory_app, name="inventory")
 app.add_typer(ip_app, name="ip")
 app.add_typer(pool_app, name="pool")
 app.add_typer(domain_app, name="domain")
+dlq_app = typer.Typer(help="Dead letters: read and redrive them.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
 
 log = structlog.get_logger("ipfleet")
 
@@ -357,6 +359,92 @@ def domain_history(
     _run(
         commands.print_history(
             _database_url(get_settings()), domain, since, until, band, typer.echo
+        )
+    )
+
+
+# ---- operations: status, dead letters, watch ------------------------------------------------
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
+
+
+@app.command()
+def status(
+    services: Annotated[
+        list[str] | None, typer.Argument(help="Services to show (default: all)")
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """One screen per service: group members and lag per subscription, outbox backlog,
+    event-time watermark, dead letters per topic in the last 24 h."""
+    from shared.status import show
+
+    settings = get_settings()
+    typer.echo(
+        _run(
+            show(
+                settings,
+                _bootstrap(settings),
+                _database_url(settings),
+                as_json=json_,
+                names=services or ["all"],
+            )
+        )
+    )
+
+
+@dlq_app.command("list")
+def dlq_list(
+    topic: Annotated[str, typer.Argument(help="The input topic (or its .dlq), e.g. ip.requested")],
+    since: Annotated[datetime | None, typer.Option(help="From this time (ISO 8601, UTC)")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only this error class")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+) -> None:
+    """The dead letters of a topic: when, where, which consumer, why."""
+    from shared.dead_letters import print_list
+
+    settings = get_settings()
+    _run(
+        print_list(
+            settings,
+            _bootstrap(settings),
+            topic,
+            since=_utc(since),
+            reason=reason,
+            as_json=json_,
+            echo=typer.echo,
+        )
+    )
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    topic: Annotated[str, typer.Argument(help="The input topic (or its .dlq), e.g. ip.requested")],
+    since: Annotated[datetime | None, typer.Option(help="From this time (ISO 8601, UTC)")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only this error class")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Say what would be sent; send nothing")] = False,
+    retry_unconfirmed: Annotated[
+        bool, typer.Option(help="Send again what an interrupted run claimed but never confirmed")
+    ] = False,
+) -> None:
+    """Re-publish dead letters (original bytes, key, headers) to their topic; never the same
+    dead letter twice."""
+    from shared.dead_letters import redrive
+
+    settings = get_settings()
+    _run(
+        redrive(
+            settings,
+            _bootstrap(settings),
+            _database_url(settings),
+            topic,
+            since=_utc(since),
+            reason=reason,
+            dry_run=dry_run,
+            retry_unconfirmed=retry_unconfirmed,
+            progress=typer.echo,
         )
     )
 
