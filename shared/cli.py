@@ -449,5 +449,36 @@ def dlq_redrive(
     )
 
 
+@app.command()
+def watch(
+    account: Annotated[str | None, typer.Option(help="Only this account")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only IPs in this status (warming, active, suspended...)")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Draw once, after catching up, and exit")] = False,
+    refresh: Annotated[float, typer.Option(help="Seconds between redraws")] = 1.0,
+) -> None:
+    """A live view of every IP (status, warm-up day and progress, sent today vs limit, score)
+    and recent pool moves, built from ip.state_changed, pool.state_changed and
+    domain.pool_changed alone. Ctrl-C stops it."""
+    from shared.watch import watch as run_watch
+
+    settings = get_settings()
+    try:
+        _run(
+            run_watch(
+                settings,
+                _bootstrap(settings),
+                account=account,
+                status=status,
+                once=once,
+                refresh=refresh,
+                echo=typer.echo,
+            )
+        )
+    except KeyboardInterrupt:
+        pass
+
+
 def main() -> None:
     app()
