@@ -26,6 +26,8 @@ import asyncpg
 from aiokafka import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
+from shared import tracing
+
 HEARTBEAT_SECONDS = 0.2
 
 
@@ -40,6 +42,7 @@ class Subscription(ConsumerRebalanceListener):  # type: ignore[misc]
         self.assigned: frozenset[TopicPartition] = frozenset()
         self.batch_since: float | None = None  # time.monotonic() when the batch in hand came
         self.subscriber: Any = None  # FastStream's subscriber: `.consumer` is aiokafka's
+        self._span: Any = None
 
     @property
     def name(self) -> str:
@@ -54,11 +57,19 @@ class Subscription(ConsumerRebalanceListener):  # type: ignore[misc]
         self.assigned = frozenset(assigned)
         self.joined = True
 
-    def batch_started(self) -> None:
+    def batch_started(self, records: int = 0) -> None:
         self.batch_since = time.monotonic()
+        tracer = tracing.active()
+        if tracer is not None:  # the batch's span, current while the pipeline runs
+            group = f"ipfleet.{self.service}.{self.topic}"  # as runtime.group_id names it
+            self._span = tracer.batch_started(self.service, self.topic, group, records)
 
-    def batch_finished(self) -> None:
+    def batch_finished(self, applied: bool | None = None) -> None:
         self.batch_since = None
+        span, self._span = self._span, None
+        tracer = tracing.active()
+        if span is not None and tracer is not None:
+            tracer.batch_finished(span, applied)
 
     async def lag(self) -> list[tuple[str, str, int, int]]:
         """(service, topic, partition, lag) for each partition held. Runs on the service's

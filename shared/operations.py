@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import structlog
 import uvicorn
 
+from shared import tracing
 from shared.health import DatabaseCheck, Heartbeat, Probes, Subscription
 from shared.metrics import CONTENT_TYPE, FleetMetrics, Sampler
 from shared.pipeline import BatchObserver, Consumer
@@ -123,6 +124,7 @@ class Operations:
             refresh_seconds=settings.metrics_refresh_seconds,
             read_lag=self._read_lag,
         )
+        self._tracing_name = "ipfleet-" + "+".join(services)
         self._socket = bind(settings.http_host, settings.http_port) if settings.http_port else None
         self._service_loop: asyncio.AbstractEventLoop | None = None
         self._server: uvicorn.Server | None = None
@@ -147,6 +149,7 @@ class Operations:
 
     async def start(self) -> None:
         self._service_loop = asyncio.get_running_loop()
+        tracing.start(self.settings.otel_exporter_otlp_endpoint, self._tracing_name)
         self.heartbeat.start()
         if self._socket is None:
             return
@@ -176,6 +179,7 @@ class Operations:
             await asyncio.to_thread(self._thread.join, 5)
         if self._socket is not None:
             self._socket.close()
+        await asyncio.to_thread(tracing.stop)
 
     def _serve(self) -> None:
         assert self._server is not None and self._socket is not None

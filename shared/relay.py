@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from shared import tracing
 from shared.sql import load_statements
 
 log = structlog.get_logger(__name__)
@@ -92,6 +94,7 @@ class OutboxRelay:
         if not rows:
             return 0
         started = asyncio.get_running_loop().time()
+        started_ns = time.time_ns()
         pending = []
         for row in rows:
             headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
@@ -106,6 +109,9 @@ class OutboxRelay:
         await asyncio.gather(*pending)
         if self._on_published is not None:
             self._on_published(len(rows), asyncio.get_running_loop().time() - started)
+        tracer = tracing.active()
+        if tracer is not None:
+            tracer.relayed(self.relay, rows, started_ns, self._topic_prefix)
         await conn.execute(SQL.forget, [row["position"] for row in rows])
         self.published += len(rows)
         return len(rows)

@@ -101,13 +101,14 @@ def register(
             # Stopping: not applied, not committed; the next owner reads it from the last
             # commit. Stopping is then prompt however deep the backlog.
             return
+        applied: bool | None = None
         if subscription is not None:
-            subscription.batch_started()
+            subscription.batch_started(len(records))
         try:
             applied = await pipeline.process(records)
         finally:
             if subscription is not None:
-                subscription.batch_finished()
+                subscription.batch_finished(applied)
         if applied:
             try:
                 await message.ack()
