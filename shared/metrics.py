@@ -273,16 +273,18 @@ class Sampler:
     def __post_init__(self) -> None:
         self._gauges = {s: ServiceGauges.of(s) for s in self.services}
 
-    async def refresh(self, conn: asyncpg.Connection | None) -> None:
+    async def refresh(self, connect: Callable[[], Awaitable[asyncpg.Connection | None]]) -> None:
         """Read everything again unless it was read less than `refresh_seconds` ago. What
         cannot be read (database down, consumers busy) is left out of this scrape rather than
-        shown stale, except the lag, which keeps its last reading."""
+        shown stale, except the lag, which keeps its last reading. One refresh at a time:
+        concurrent scrapes wait for it and share its connection in turn."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             if time.monotonic() - self._read_at < self.refresh_seconds:
                 return
             families: list[Metric] = []
+            conn = await connect()
             if conn is not None:
                 try:
                     families += await self._read_database(conn)

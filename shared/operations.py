@@ -111,6 +111,8 @@ class Operations:
         self.subscriptions: list[Subscription] = []
         self.heartbeat = Heartbeat()
         self.database = DatabaseCheck(dsn)
+        # A connection of its own: a probe arriving mid-scrape must not find it busy.
+        self.metrics_database = DatabaseCheck(dsn)
         self.probes = Probes(
             self.subscriptions,
             self.heartbeat,
@@ -191,9 +193,10 @@ class Operations:
             await self._server.serve(sockets=[self._socket])
         finally:
             await self.database.close()
+            await self.metrics_database.close()
 
     async def _scrape(self) -> bytes:
-        await self.sampler.refresh(await self.database.connection())
+        await self.sampler.refresh(self.metrics_database.connection)
         return self.metrics.exposition()
 
     async def _read_lag(self) -> list[tuple[str, str, int, int]]:

@@ -189,3 +189,16 @@ async def test_ready_follows_the_database_down_and_back(
         if fleet is not None:
             await fleet.stop()
         await asyncio.to_thread(server.close)
+
+
+async def test_probes_and_scrapes_at_once_all_answer(
+    start_fleet: Any, settings_for: Callable[..., Settings]
+) -> None:
+    """Readiness and metrics read Postgres on connections of their own, one reader each."""
+    settings = served(settings_for, IPFLEET_METRICS_REFRESH_SECONDS=0)
+    fleet = await start_fleet([build(settings)], settings)
+    port = fleet.ops.port
+    await wait_for_status(port, "/health/ready", 200)
+    paths = ["/metrics", "/health/ready", "/health/live"] * 6
+    answers = await asyncio.gather(*(get(port, path) for path in paths))
+    assert [status for status, _ in answers] == [200] * len(paths)
