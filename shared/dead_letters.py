@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,6 +119,7 @@ async def read(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=50,
     )
+    began_ms = int(time.time() * 1000)
     await consumer.start()
     try:
         found = consumer.partitions_for_topic(wire)
@@ -152,6 +154,11 @@ async def read(
             for tp, records in batches.items():
                 for r in records:
                     if r.offset < starts[tp]:
+                        continue
+                    if r.offset >= ends[tp] and r.timestamp >= began_ms:
+                        # Appended since the read began (a redriven message dead-lettered
+                        # again): not this run's. Past the end but older is the record an
+                        # end offset reading one low hid.
                         continue
                     letter = DeadLetter(
                         topic=source,
