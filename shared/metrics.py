@@ -18,9 +18,8 @@ import json
 import re
 import time
 from collections import Counter as Tally
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -208,27 +207,13 @@ class Sampled(Collector):
 
 @dataclass(frozen=True)
 class ServiceGauges:
-    """A service's own gauges: the statements of its `metrics.sql`. Each statement is one
-    gauge, `ipfleet_<statement name>`; its text columns are labels and its `value` column the
-    value; the comment lines leading the statement are its help. Kept beside the service's
-    tables, so that moving them moves their gauges along."""
+    """A service's own gauges (`Service.gauges`): the statements of its `metrics.sql`. Each
+    statement is one gauge, `ipfleet_<statement name>`; its text columns are labels and its
+    `value` column the value; the comment lines leading the statement are its help. Kept
+    beside the service's tables, so that moving them moves their gauges along."""
 
     service: str
     statements: Statements
-
-    @classmethod
-    def of(cls, service: str) -> ServiceGauges | None:
-        from shared.services_registry import SERVICES
-
-        module = SERVICES.get(service)
-        if module is None:
-            return None
-        package = module.rpartition(".")[0]
-        try:
-            source = (resources.files(package) / "metrics.sql").read_text()
-        except (FileNotFoundError, ModuleNotFoundError):
-            return None
-        return cls(service, Statements(source, f"{package}/metrics.sql"))
 
     def help(self, name: str) -> str:
         lines = getattr(self.statements, name).splitlines()
@@ -265,13 +250,10 @@ class Sampler:
     services: Sequence[str]
     refresh_seconds: float = 10.0
     read_lag: LagReader | None = None
-    _gauges: dict[str, ServiceGauges | None] = field(default_factory=dict)
+    gauges: Mapping[str, ServiceGauges] = field(default_factory=dict)
     _read_at: float = float("-inf")
     _lock: asyncio.Lock | None = None
     _lag: GaugeMetricFamily | None = None
-
-    def __post_init__(self) -> None:
-        self._gauges = {s: ServiceGauges.of(s) for s in self.services}
 
     async def refresh(self, connect: Callable[[], Awaitable[asyncpg.Connection | None]]) -> None:
         """Read everything again unless it was read less than `refresh_seconds` ago. What
@@ -325,7 +307,7 @@ class Sampler:
             if seconds is not None:
                 watermark.add_metric([service], float(seconds))
                 trailing.add_metric([service], max(now - float(seconds), 0.0))
-            gauges = self._gauges.get(service)
+            gauges = self.gauges.get(service)
             if gauges is not None:
                 families += await gauges.read(conn)
         return families

@@ -16,7 +16,7 @@ import contextlib
 import json
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 import structlog
@@ -24,9 +24,10 @@ import uvicorn
 
 from shared import tracing
 from shared.health import DatabaseCheck, Heartbeat, Probes, Subscription
-from shared.metrics import CONTENT_TYPE, FleetMetrics, Sampler
+from shared.metrics import CONTENT_TYPE, FleetMetrics, Sampler, ServiceGauges
 from shared.pipeline import BatchObserver, Consumer
 from shared.settings import Settings
+from shared.sql import Statements
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -105,7 +106,13 @@ class Operations:
     """Health, metrics and their HTTP server for one Fleet. Made before anything starts (it
     binds the port), started once the service's loop runs, stopped last."""
 
-    def __init__(self, settings: Settings, dsn: str, services: Sequence[str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        dsn: str,
+        services: Sequence[str],
+        gauges: Mapping[str, Statements] | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = FleetMetrics()
         self.subscriptions: list[Subscription] = []
@@ -123,6 +130,7 @@ class Operations:
         self.sampler = Sampler(
             self.metrics,
             list(services),
+            gauges={name: ServiceGauges(name, sql) for name, sql in (gauges or {}).items()},
             refresh_seconds=settings.metrics_refresh_seconds,
             read_lag=self._read_lag,
         )

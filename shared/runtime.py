@@ -28,7 +28,7 @@ from shared.operations import Operations
 from shared.pipeline import Consumer, Pipeline, drop_expired_day_partitions
 from shared.relay import OutboxRelay
 from shared.settings import Settings
-from shared.sql import load_statements
+from shared.sql import Statements, load_statements
 
 log = structlog.get_logger(__name__)
 SQL = load_statements("shared", "inbox.sql")
@@ -53,6 +53,8 @@ class Service:
     # (topic, event types) this service emits, for topic creation and the AsyncAPI document.
     publishes: Sequence[tuple[str, Sequence[str]]] = ()
     on_start: Callable[[asyncpg.Pool, Settings], Awaitable[None]] | None = None
+    # Gauges read from the service's own tables on scrape (its metrics.sql; shared/metrics.py).
+    gauges: Statements | None = None
 
 
 def group_id(service: str, topic: str) -> str:
@@ -142,7 +144,12 @@ class Fleet:
         settings = self.settings
         names = "+".join(s.name for s in self.services)
         # First: binding the HTTP port fails at once when it is taken.
-        self.ops = ops = Operations(settings, self.dsn, [s.name for s in self.services])
+        self.ops = ops = Operations(
+            settings,
+            self.dsn,
+            [s.name for s in self.services],
+            {s.name: s.gauges for s in self.services if s.gauges is not None},
+        )
         self.pool = await _connect_pool(self.dsn)
         if settings.kafka_create_topics:
             topics = [c.topic for s in self.services for c in s.consumers]

@@ -16,6 +16,7 @@ from shared.contract.events import (
 from shared.pipeline import Consumer, by_type
 from shared.runtime import Service
 from shared.settings import Settings
+from shared.sql import load_statements
 
 NAME = "reputation"
 
@@ -67,6 +68,7 @@ def build(settings: Settings) -> Service:
                 handle=handlers.on_ip_released,
             ),
         ],
+        gauges=load_statements("services.reputation", "metrics.sql"),
         publishes=[
             (topics.POOL_STATE_CHANGED, [*POOL_STATE_TYPES, "dynamic_pools.configured"]),
             (topics.DOMAIN_POOL_CHANGED, ["domain.pool_changed"]),

@@ -21,6 +21,7 @@ from shared.contract.events import (
 from shared.pipeline import Consumer
 from shared.runtime import Service, Sweep
 from shared.settings import Settings
+from shared.sql import load_statements
 
 OWN_COMMANDS = ("ip.warmup.start",)
 # The provisioner's end-of-life events stop a warm-up; the IP's other changes are known and
@@ -93,6 +94,7 @@ def build(settings: Settings, warmup: WarmupSettings | None = None) -> Service:
             ),
         ],
         sweeps=[Sweep("close-days", partial(handlers.close_days, config=config))],
+        gauges=load_statements("services.warmup", "metrics.sql"),
         publishes=[
             (topics.IP_STATE_CHANGED, list(EMITS)),
             (topics.IP_COMMAND_RESULTS, ["command.accepted", "command.rejected"]),

@@ -6,11 +6,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from services.provisioner.service import build as build_provisioner
 from services.reputation.domain import assignment
+from services.reputation.service import build as build_reputation
+from services.warmup.service import build as build_warmup
+from services.warmup.settings import WarmupSettings
 from shared.contract.envelope import CloudEvent
 from shared.messages import Received, Rejected
 from shared.metrics import FleetMetrics, ServiceGauges
 from shared.pipeline import Consumer
+from shared.settings import Settings
+
+SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
 
 
 @dataclass
@@ -83,9 +90,10 @@ def test_counts_only_the_attempt_that_committed() -> None:
 
 
 def test_reputation_gauges_name_each_fixed_reason_of_the_domain() -> None:
-    gauges = ServiceGauges.of("reputation")
-    assert gauges is not None
-    sql = gauges.statements.domain_moves
+    statements = build_reputation(SETTINGS).gauges
+    assert statements is not None
+    gauges = ServiceGauges("reputation", statements)
+    sql = statements.domain_moves
     for reason in (
         assignment.REASON_ENROLLED,
         assignment.REASON_UNENROLLED,
@@ -96,7 +104,7 @@ def test_reputation_gauges_name_each_fixed_reason_of_the_domain() -> None:
     assert gauges.help("domain_moves").startswith("Domain moves between pools")
 
 
-def test_each_service_with_tables_has_gauges_and_none_is_required() -> None:
-    assert ServiceGauges.of("warmup") is not None
-    assert ServiceGauges.of("provisioner") is None
-    assert ServiceGauges.of("no-such-service") is None
+def test_services_with_tables_to_watch_declare_gauges_and_none_must() -> None:
+    warmup = build_warmup(SETTINGS, WarmupSettings(_env_file=None))  # type: ignore[call-arg]
+    assert warmup.gauges is not None and warmup.gauges.names() == ["warmup_ips"]
+    assert build_provisioner(SETTINGS).gauges is None
