@@ -6,7 +6,7 @@ import uuid
 
 import asyncpg
 
-from shared.migrate import migrate
+from services.fleet import migrate
 
 
 async def fresh_database(server_url: str) -> str:

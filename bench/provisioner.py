@@ -56,7 +56,7 @@ async def measure(rate: float, seconds: float, warmup_seconds: float) -> None:
         }
         with log_path.open("wb") as log:
             proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed
-                [sys.executable, "-m", "shared", "run", "provisioner"],
+                [sys.executable, "-m", "services", "run", "provisioner"],
                 env=env,
                 stdout=log,
                 stderr=log,

@@ -11,7 +11,7 @@ else the embedded stack):
 2. pre-publishes `--events` `send.recorded` messages for those IPs (a realistic mix of
    outcomes, in event-time order over `--days` days) to a prefixed topic;
 3. (a) raw ceiling: one aiokafka consumer reads and json-decodes them all;
-4. (b) the warmup service as its own process (`python -m shared run warmup`), timed from its
+4. (b) the warmup service as its own process (`python -m services run warmup`), timed from its
    start until every send is counted in Postgres; its peak RSS is its VmHWM.
 
 Prints both rates, their ratio and the service's peak RSS.
@@ -33,20 +33,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from bench.databases import fresh_database
 from services.provisioner.service import build as build_provisioner
+from services.settings import FleetSettings as Settings
 from services.warmup.service import build as build_warmup
 from services.warmup.settings import WarmupSettings
+from shared import database
 from shared.client import Publisher, cloud_event
 from shared.contract import topics
 from shared.infrastructure import provide_kafka, provide_postgres
 from shared.kafka import client_options, ensure_topics
 from shared.runtime import Fleet
-from shared.settings import Settings
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 # A platform's typical day: nearly everything delivered, a few deferrals and bounces, rare
@@ -61,7 +61,7 @@ OUTCOME_MIX = {
 
 
 async def scalar(dsn: str, sql: str) -> Any:
-    conn = await asyncpg.connect(dsn)
+    conn = await database.connect(dsn, "warmup")
     try:
         return await conn.fetchval(sql)
     finally:
@@ -77,7 +77,9 @@ async def provision(
     measured process shares, while its consumer groups stay fresh (the embedded broker makes
     a newcomer wait out members that left a group a moment ago)."""
     warmup = build_warmup(settings, WarmupSettings(_env_file=None))
-    fleet = Fleet([build_provisioner(settings), warmup], settings, dsn, bootstrap)
+    fleet = Fleet(
+        [build_provisioner(settings, settings.provisioner), warmup], settings, dsn, bootstrap
+    )
     await fleet.start()
     try:
         async with Publisher(settings, bootstrap, settings.kafka_topic_prefix) as publisher:
@@ -100,7 +102,7 @@ async def provision(
             await asyncio.sleep(0.2)
     finally:
         await fleet.stop()
-    conn = await asyncpg.connect(dsn)
+    conn = await database.connect(dsn, "warmup")
     try:
         rows = await conn.fetch(
             "SELECT ip_id, account_id, address FROM warmup_ips ORDER BY address"
@@ -192,7 +194,7 @@ async def raw_ceiling(settings: Settings, bootstrap: str, n: int, max_records: i
 
 
 def _spawn(env: dict[str, str], log_path: Path, profile: Path | None) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "shared", "run", "warmup"]
+    command = [sys.executable, "-m", "services", "run", "warmup"]
     if profile is not None:
         command[1:1] = ["-m", "cProfile", "-o", str(profile)]
     with log_path.open("wb") as log:
@@ -235,7 +237,7 @@ async def run_service(
     proc = _spawn(env, log_path, profile)
     first_count: float | None = None
     try:
-        conn = await asyncpg.connect(dsn)
+        conn = await database.connect(dsn, "warmup")
         try:
             while True:
                 counted = int(await conn.fetchval(counted_sql))
@@ -314,7 +316,7 @@ async def measure(args: argparse.Namespace) -> None:
         print(f"service / raw ceiling: {rate / raw:.1%}")
         print(f"service peak RSS (VmHWM): {peak:.0f} MiB")
 
-        conn = await asyncpg.connect(dsn)
+        conn = await database.connect(dsn, "warmup")
         try:
             unknown = await conn.fetchval("SELECT coalesce(sum(n), 0) FROM unknown_ip_sends")
             claimed = await conn.fetchval(

@@ -6,8 +6,9 @@ key and headers (minus `error.*`) to the source topic, where the consumers take 
 input: what is still invalid is dead-lettered again, as a new dead letter.
 
 No dead letter is re-published twice. Each is claimed in Postgres (`dead_letter_redrives`,
-by DLQ topic, partition and offset) before it is sent, and the claim is confirmed once the
-broker acknowledged it. A run interrupted between the two leaves claims unconfirmed: they
+by DLQ topic, partition and offset), in the database and schema of the service whose consumer
+dead-lettered it (its `error.consumer` header), before it is sent, and the claim is confirmed
+once the broker acknowledged it. A run interrupted between the two leaves claims unconfirmed: they
 are reported and not re-sent, unless the operator asks (`--retry-unconfirmed`).
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,6 +25,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from shared import database
 from shared.contract.topics import dead_letter
 from shared.kafka import client_options
 from shared.settings import Settings
@@ -68,6 +70,11 @@ class DeadLetter:
     def consumer(self) -> str:
         """`service/topic` of the consumer that dead-lettered it."""
         return self.header("error.consumer") or "?"
+
+    @property
+    def service(self) -> str:
+        """The service that dead-lettered it: its schema holds the inbox and the claim."""
+        return self.consumer.partition("/")[0]
 
     @property
     def original_headers(self) -> list[tuple[str, bytes]]:
@@ -186,12 +193,30 @@ class RedriveReport:
     already_sent: int = 0
     unconfirmed: int = 0  # claimed by an interrupted run: not re-sent
     would_send: int = 0  # --dry-run
+    unowned: int = 0  # dead-lettered by no service given a database: not sent
+
+
+class _Schemas:
+    """A connection per service, to its database and schema, opened when first needed."""
+
+    def __init__(self, databases: Mapping[str, str]) -> None:
+        self.databases = databases
+        self.open: dict[str, asyncpg.Connection] = {}
+
+    async def of(self, service: str) -> asyncpg.Connection:
+        if service not in self.open:
+            self.open[service] = await database.connect(self.databases[service], service)
+        return self.open[service]
+
+    async def close(self) -> None:
+        for conn in self.open.values():
+            await conn.close()
 
 
 async def redrive(
     settings: Settings,
     bootstrap: str,
-    dsn: str,
+    databases: Mapping[str, str],
     topic: str,
     *,
     since: datetime | None = None,
@@ -201,14 +226,19 @@ async def redrive(
     batch_size: int = 200,
     progress: Callable[[str], None] = print,
 ) -> RedriveReport:
-    """Re-publish the matching dead letters of `topic` to it; see the module docstring."""
+    """Re-publish the matching dead letters of `topic` to it; see the module docstring.
+    `databases`: the DSN of each service whose dead letters may be redriven (by service
+    name, which is also its schema); a dead letter of another service is not sent."""
     source = source_topic(topic)
     dlq = dead_letter(source)
     report = RedriveReport()
-    conn = await asyncpg.connect(dsn)
+    schemas = _Schemas(databases)
     producer: AIOKafkaProducer | None = None
     try:
-        unconfirmed = _positions(await conn.fetch(SQL.unconfirmed, dlq))
+        unconfirmed: set[tuple[int, int]] = set()
+        for service in databases:
+            conn = await schemas.of(service)
+            unconfirmed |= _positions(await conn.fetch(SQL.unconfirmed, dlq))
         if unconfirmed and not retry_unconfirmed:
             progress(
                 f"{len(unconfirmed)} dead letter(s) were claimed by an interrupted run and may "
@@ -227,19 +257,28 @@ async def redrive(
         batch: list[DeadLetter] = []
         async for letter in read(settings, bootstrap, source, since=since, reason=reason):
             report.matched += 1
+            if letter.service not in databases:
+                report.unowned += 1
+                continue
             if (letter.partition, letter.offset) in unconfirmed:
                 if not retry_unconfirmed:
                     report.unconfirmed += 1
                     continue
                 if not dry_run:
+                    conn = await schemas.of(letter.service)
                     await conn.execute(SQL.release, dlq, [letter.partition], [letter.offset])
             batch.append(letter)
             if len(batch) >= batch_size:
-                await _send(conn, producer, settings, dlq, batch, report)
+                await _send(schemas, producer, settings, dlq, batch, report)
                 batch = []
                 progress(f"  {report.matched} read, {report.sent} sent")
         if batch:
-            await _send(conn, producer, settings, dlq, batch, report)
+            await _send(schemas, producer, settings, dlq, batch, report)
+        if report.unowned:
+            progress(
+                f"{report.unowned} dead letter(s) of a consumer of no service given are not "
+                f"sent (services: {', '.join(databases)})"
+            )
         if dry_run:
             progress(
                 f"dry run: {report.would_send} of {report.matched} dead letter(s) would be "
@@ -254,10 +293,26 @@ async def redrive(
     finally:
         if producer is not None:
             await producer.stop()
-        await conn.close()
+        await schemas.close()
 
 
 async def _send(
+    schemas: _Schemas,
+    producer: AIOKafkaProducer | None,
+    settings: Settings,
+    dlq: str,
+    batch: Sequence[DeadLetter],
+    report: RedriveReport,
+) -> None:
+    """Each service's letters of the batch, claimed and confirmed in its own schema."""
+    by_service: dict[str, list[DeadLetter]] = {}
+    for letter in batch:
+        by_service.setdefault(letter.service, []).append(letter)
+    for service, letters in by_service.items():
+        await _send_own(await schemas.of(service), producer, settings, dlq, letters, report)
+
+
+async def _send_own(
     conn: asyncpg.Connection,
     producer: AIOKafkaProducer | None,
     settings: Settings,

@@ -46,6 +46,8 @@ def describe(seen: Seen) -> str:
             f"[{seen.topic}] {data['account_id']}: {data['ip_id']} = {data['address']} "
             f"({data['region']}, status {data['status']})"
         )
+    if seen.topic == topics.IP_PROVISIONED:  # the registry's later lifecycle
+        return f"[{seen.topic}] {event['type']}: {data['ip_id']} status {data['status']}"
     if event["type"] == "ip.request_rejected":
         return f"[{seen.topic}] {data['account_id']}: rejected, {data['reason']}: {data['message']}"
     warmup = data.get("warmup", {})

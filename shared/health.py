@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ import asyncpg
 from aiokafka import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
-from shared import tracing
+from shared import database, tracing
 
 HEARTBEAT_SECONDS = 0.2
 
@@ -124,11 +124,13 @@ class Heartbeat:
 
 
 class DatabaseCheck:
-    """Its own connection (on the HTTP thread's loop), so that the answer does not depend on
-    the service's pool being free. Reconnects after a failure; answers are kept a second."""
+    """A connection of its own (on the HTTP thread's loop) to one service's database and
+    schema, so that the answer does not depend on the service's pool being free. Reconnects
+    after a failure; answers are kept a second."""
 
-    def __init__(self, dsn: str, timeout: float = 2.0) -> None:
+    def __init__(self, dsn: str, schema: str, timeout: float = 2.0) -> None:
         self._dsn = dsn
+        self.schema = schema
         self._timeout = timeout
         self.conn: asyncpg.Connection | None = None
         self._answer: tuple[float, bool, str] | None = None
@@ -152,9 +154,14 @@ class DatabaseCheck:
     async def _ask(self) -> tuple[bool, str]:
         try:
             if self.conn is None or self.conn.is_closed():
-                self.conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
-            await self.conn.fetchval("SELECT 1", timeout=self._timeout)
-            return True, "ok"
+                self.conn = await asyncio.wait_for(
+                    database.connect(self._dsn, self.schema), self._timeout
+                )
+            # The schema is there (migrated): its outbox is what every service writes.
+            found = await self.conn.fetchval(
+                "SELECT to_regclass('outbox') IS NOT NULL", timeout=self._timeout
+            )
+            return (True, "ok") if found else (False, f"schema {self.schema} is not migrated")
         except Exception as error:  # any failure is an answer: not reachable
             await self.close()
             return False, f"{type(error).__name__}: {error}"[:300]
@@ -170,7 +177,7 @@ class DatabaseCheck:
 class Probes:
     subscriptions: Sequence[Subscription]
     heartbeat: Heartbeat
-    database: DatabaseCheck
+    databases: Mapping[str, DatabaseCheck]  # by service
     loop_stall_seconds: float
     batch_budget_seconds: float
     stopping: bool = False
@@ -200,7 +207,9 @@ class Probes:
             checks["process"] = "stopping"
         for sub in self.subscriptions:
             checks[sub.name] = "joined" if sub.joined else "not joined its group yet"
-        ok, detail = await self.database.answers()
-        checks["database"] = detail
-        healthy = not self.stopping and all(s.joined for s in self.subscriptions) and ok
+        answers = [(name, *await check.answers()) for name, check in self.databases.items()]
+        failing = [f"{name}: {detail}" for name, ok, detail in answers if not ok]
+        # "ok" when every service's database and schema answer; else which do not, and why.
+        checks["database"] = "; ".join(failing) or "ok"
+        healthy = not self.stopping and all(s.joined for s in self.subscriptions) and not failing
         return healthy, checks

@@ -30,11 +30,4 @@ SELECT child.relname AS name
 FROM pg_inherits
 JOIN pg_class parent ON parent.oid = pg_inherits.inhparent
 JOIN pg_class child ON child.oid = pg_inherits.inhrelid
-WHERE parent.relname = 'inbox_daily';
-
--- name: advance_clock
-INSERT INTO service_clock (service, watermark) VALUES ($1, $2)
-ON CONFLICT (service) DO UPDATE SET watermark = GREATEST(service_clock.watermark, EXCLUDED.watermark);
-
--- name: read_clock
-SELECT watermark FROM service_clock WHERE service = $1;
+WHERE parent.relname = 'inbox_daily' AND parent.relnamespace = current_schema()::regnamespace;

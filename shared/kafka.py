@@ -3,6 +3,7 @@ relay, and topic creation."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Iterable
 from typing import Any
@@ -73,8 +74,26 @@ def broker_security(settings: Settings) -> BaseSecurity | None:
     return None
 
 
+class _ConcurrentStartBroker(KafkaBroker):
+    """FastStream's KafkaBroker, but its subscribers start concurrently.
+
+    FastStream 0.7 starts them one after another, and an aiokafka consumer's start() returns
+    only once its group has assigned it partitions: N subscriptions cost N group joins back to
+    back (Tansu holds each join for half the session timeout, Kafka an empty group's for
+    group.initial.rebalance.delay.ms). Each subscription is its own consumer in its own group,
+    so nothing needs them in order. The rest is FastStream's start(): connect, publishers,
+    running."""
+
+    async def start(self) -> None:
+        await self.connect()
+        await asyncio.gather(*(subscriber.start() for subscriber in self.subscribers))
+        for publisher in self.publishers:
+            await publisher.start()
+        self.running = True
+
+
 def make_broker(settings: Settings, bootstrap: str, client_id: str) -> KafkaBroker:
-    return KafkaBroker(
+    return _ConcurrentStartBroker(
         bootstrap,
         security=broker_security(settings),
         client_id=client_id,

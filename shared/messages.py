@@ -21,6 +21,8 @@ class Received(NamedTuple):
     data: Any
     topic: str
     key: str | None
+    # The Kafka partition it was read from: its entity's event-time clock (shared.event_clock).
+    partition: int = 0
 
     @property
     def id(self) -> str:

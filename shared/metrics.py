@@ -20,6 +20,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -28,11 +29,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from shared import event_clock
 from shared.sql import Statements
 
 if TYPE_CHECKING:
+    from shared.consumer import Consumer
     from shared.messages import Received, Rejected
-    from shared.pipeline import Consumer, Record
+    from shared.parsing import Record
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +50,19 @@ SELECT count(*) AS pending,
        coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) AS oldest
 FROM outbox WHERE relay = $1
 """
-WATERMARK_SQL = "SELECT extract(epoch FROM watermark) FROM service_clock WHERE service = $1"
+
+
+async def event_time(
+    conn: asyncpg.Connection, service: str
+) -> tuple[datetime | None, datetime | None]:
+    """(furthest, slowest) of a service's partition clocks (shared.event_clock): the latest
+    event time any partition has read, and the least of its subscriptions' slowest clocks
+    (each the minimum over its partitions; a subscription whose partitions are not all read
+    yet, or that read nothing, is left out). None when nothing was read."""
+    clocks = await event_clock.load(conn, service)
+    slowest = [s.slowest() for s in clocks.subscriptions.values()]
+    known = [t for t in slowest if t is not None]
+    return clocks.latest, min(known) if known else None
 
 
 class FleetMetrics:
@@ -255,28 +270,32 @@ class Sampler:
     _lock: asyncio.Lock | None = None
     _lag: GaugeMetricFamily | None = None
 
-    async def refresh(self, connect: Callable[[], Awaitable[asyncpg.Connection | None]]) -> None:
-        """Read everything again unless it was read less than `refresh_seconds` ago. What
-        cannot be read (database down, consumers busy) is left out of this scrape rather than
-        shown stale, except the lag, which keeps its last reading. One refresh at a time:
-        concurrent scrapes wait for it and share its connection in turn."""
+    async def refresh(self, connect: Callable[[str], Awaitable[asyncpg.Connection | None]]) -> None:
+        """Read everything again unless it was read less than `refresh_seconds` ago, each
+        service's gauges on a connection to its own database and schema (`connect(service)`).
+        What cannot be read (a database down, consumers busy) is left out of this scrape
+        rather than shown stale, except the lag, which keeps its last reading. One refresh at
+        a time: concurrent scrapes wait for it and share its connections in turn."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             if time.monotonic() - self._read_at < self.refresh_seconds:
                 return
-            families: list[Metric] = []
-            conn = await connect()
-            if conn is not None:
+            families = self._database_families()
+            for service in self.services:
+                conn = await connect(service)
+                if conn is None:
+                    continue
                 try:
-                    families += await self._read_database(conn)
+                    families += await self._read_database(conn, service, families[:4])
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
-                    log.warning("metrics: database gauges not read", error=repr(e))
+                    log.warning("metrics: database gauges not read", service=service, error=repr(e))
             families += await self._read_lag()
             self.metrics.sampled.families = families
             self._read_at = time.monotonic()
 
-    async def _read_database(self, conn: asyncpg.Connection) -> list[Metric]:
+    @staticmethod
+    def _database_families() -> list[Metric]:
         pending = GaugeMetricFamily(
             "ipfleet_outbox_pending",
             "Outbox rows (events and dead letters) not yet published.",
@@ -289,28 +308,37 @@ class Sampler:
         )
         watermark = GaugeMetricFamily(
             "ipfleet_event_time_watermark_seconds",
-            "The service's event-time clock (latest event time applied), Unix seconds.",
-            labels=["service"],
+            "The service's partition clocks (latest event time read per subscription and "
+            "partition), Unix seconds: clock=furthest is the furthest any partition has read, "
+            "clock=slowest the slowest partition's clock of its slowest subscription.",
+            labels=["service", "clock"],
         )
         trailing = GaugeMetricFamily(
             "ipfleet_event_time_lag_seconds",
-            "How far the event-time watermark trails this process's wall clock.",
-            labels=["service"],
+            "How far each event-time clock (furthest, slowest) trails this process's wall clock.",
+            labels=["service", "clock"],
         )
-        families: list[Metric] = [pending, oldest, watermark, trailing]
+        return [pending, oldest, watermark, trailing]
+
+    async def _read_database(
+        self, conn: asyncpg.Connection, service: str, common: list[Metric]
+    ) -> list[Metric]:
+        """Adds the service's samples to the families every service shares (`common`);
+        returns the service's own gauges."""
+        pending, oldest, watermark, trailing = common
         now = time.time()
-        for service in self.services:
-            row = await conn.fetchrow(OUTBOX_SQL, service, timeout=5)
-            pending.add_metric([service], row["pending"])
-            oldest.add_metric([service], float(row["oldest"]))
-            seconds = await conn.fetchval(WATERMARK_SQL, service, timeout=5)
-            if seconds is not None:
-                watermark.add_metric([service], float(seconds))
-                trailing.add_metric([service], max(now - float(seconds), 0.0))
-            gauges = self.gauges.get(service)
-            if gauges is not None:
-                families += await gauges.read(conn)
-        return families
+        row = await conn.fetchrow(OUTBOX_SQL, service, timeout=5)
+        furthest, slowest = await event_time(conn, service)
+        gauges = self.gauges.get(service)
+        own = await gauges.read(conn) if gauges is not None else []
+        # Added once all is read: a service read halfway adds nothing.
+        pending.add_metric([service], row["pending"])
+        oldest.add_metric([service], float(row["oldest"]))
+        for clock, at in (("furthest", furthest), ("slowest", slowest)):
+            if at is not None:
+                watermark.add_metric([service, clock], at.timestamp())
+                trailing.add_metric([service, clock], max(now - at.timestamp(), 0.0))
+        return own
 
     async def _read_lag(self) -> list[Metric]:
         if self.read_lag is None:

@@ -1,24 +1,26 @@
 """Versioned SQL migrations, applied in version order under an advisory lock.
 
-Each component keeps plain `.sql` files in its own `migrations/` folder, named
-`NNNN_what.sql`. Versions are unique across components (shared 0xxx, provisioner 1xxx,
-warmup 2xxx, reputation 3xxx), so one ordered sequence covers the whole schema.
+Each component (a package: `shared` for the runtime's tables, each service's own) keeps
+plain `.sql` files in its `migrations/` folder, named `NNNN_what.sql`. A service's schema is
+built from the components the caller names (the runtime's, then the service's own): versions
+are unique across them, so one ordered sequence covers the schema, recorded in the schema's
+own `schema_migrations`. Migrations name tables unqualified: they land in that schema.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-import asyncpg
 import structlog
+
+from shared.database import connect
 
 log = structlog.get_logger(__name__)
 
-COMPONENTS = ("shared", "services.provisioner", "services.warmup", "services.reputation")
-_LOCK_KEY = 0x1F_1EE7  # ipfleet migrations
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -33,7 +35,7 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def discover(components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
+def discover(components: Sequence[str]) -> list[Migration]:
     found: dict[int, Migration] = {}
     for component in components:
         try:
@@ -58,12 +60,15 @@ def discover(components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-async def migrate(dsn: str) -> list[str]:
-    """Apply every pending migration; returns the names applied. Safe to run concurrently."""
-    conn = await asyncpg.connect(dsn)
+async def migrate(dsn: str, schema: str, components: Sequence[str]) -> list[str]:
+    """Create `schema` if needed and apply every pending migration of `components` in it;
+    returns the names applied. Safe to run concurrently."""
+    conn = await connect(dsn, schema)
+    lock = f"ipfleet.migrations.{schema}"
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", lock)
         try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             await conn.execute(
                 """CREATE TABLE IF NOT EXISTS schema_migrations (
                        version    integer     PRIMARY KEY,
@@ -76,7 +81,7 @@ async def migrate(dsn: str) -> list[str]:
                 for row in await conn.fetch("SELECT version, checksum FROM schema_migrations")
             }
             done: list[str] = []
-            for migration in discover():
+            for migration in discover(components):
                 if migration.version in applied:
                     if applied[migration.version] != migration.checksum:
                         log.warning("migration changed after it was applied", name=migration.name)
@@ -90,10 +95,10 @@ async def migrate(dsn: str) -> list[str]:
                         migration.name,
                         migration.checksum,
                     )
-                log.info("migration applied", name=migration.name)
+                log.info("migration applied", schema=schema, name=migration.name)
                 done.append(migration.name)
             return done
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", lock)
     finally:
         await conn.close()

@@ -16,16 +16,18 @@ import contextlib
 import json
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
+import asyncpg
 import structlog
 import uvicorn
 
 from shared import tracing
+from shared.consumer import Consumer
 from shared.health import DatabaseCheck, Heartbeat, Probes, Subscription
 from shared.metrics import CONTENT_TYPE, FleetMetrics, Sampler, ServiceGauges
-from shared.pipeline import BatchObserver, Consumer
+from shared.pipeline import BatchObserver
 from shared.settings import Settings
 from shared.sql import Statements
 
@@ -109,21 +111,23 @@ class Operations:
     def __init__(
         self,
         settings: Settings,
-        dsn: str,
-        services: Sequence[str],
+        databases: Mapping[str, str],
         gauges: Mapping[str, Statements] | None = None,
     ) -> None:
+        """`databases`: each service's DSN (its schema is named after it), in run order."""
+        services = list(databases)
         self.settings = settings
         self.metrics = FleetMetrics()
         self.subscriptions: list[Subscription] = []
         self.heartbeat = Heartbeat()
-        self.database = DatabaseCheck(dsn)
-        # A connection of its own: a probe arriving mid-scrape must not find it busy.
-        self.metrics_database = DatabaseCheck(dsn)
+        # Each service's own database and schema, through connections of their own.
+        self.databases = {name: DatabaseCheck(dsn, name) for name, dsn in databases.items()}
+        # Others for the metrics: a probe arriving mid-scrape must not find them busy.
+        self.metrics_databases = {name: DatabaseCheck(dsn, name) for name, dsn in databases.items()}
         self.probes = Probes(
             self.subscriptions,
             self.heartbeat,
-            self.database,
+            self.databases,
             loop_stall_seconds=settings.liveness_loop_stall_seconds,
             batch_budget_seconds=settings.retry_max_seconds + settings.liveness_batch_grace_seconds,
         )
@@ -200,12 +204,15 @@ class Operations:
         try:
             await self._server.serve(sockets=[self._socket])
         finally:
-            await self.database.close()
-            await self.metrics_database.close()
+            for check in [*self.databases.values(), *self.metrics_databases.values()]:
+                await check.close()
 
     async def _scrape(self) -> bytes:
-        await self.sampler.refresh(self.metrics_database.connection)
+        await self.sampler.refresh(self._metrics_connection)
         return self.metrics.exposition()
+
+    async def _metrics_connection(self, service: str) -> asyncpg.Connection | None:
+        return await self.metrics_databases[service].connection()
 
     async def _read_lag(self) -> list[tuple[str, str, int, int]]:
         rows: list[tuple[str, str, int, int]] = []

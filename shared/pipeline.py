@@ -1,111 +1,35 @@
-"""The consumer pipeline every service stands on.
+"""The consumer pipeline every service stands on: the general per-event path.
 
-For each batch of Kafka records: parse → validate → deduplicate (inbox) → handle → write
-state, emitted events and dead letters (outbox) in ONE Postgres transaction → only then
-commit the Kafka offsets. A transient failure retries the whole batch with backoff and is
-never skipped; a poison message is dead-lettered with its reason and the batch goes on.
+For each batch of Kafka records: parse (shared.parsing) → deduplicate (inbox) → handle →
+write state, emitted events and dead letters (outbox) in ONE Postgres transaction → only
+then commit the Kafka offsets. A transient failure retries the whole batch with backoff and
+is never skipped; a batch broken for good is applied record by record, the broken one
+dead-lettered with its reason. The high-volume stream's tuning lives beside this path, not
+inside it: its day-partitioned inbox (shared.daily_inbox) and its overlapped parse and claim
+(shared.ingest).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import random
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from functools import cache, cached_property
-from operator import attrgetter
-from typing import Any, Literal, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal, Protocol
 
 import asyncpg
 import structlog
-from pydantic import BaseModel, ValidationError, create_model
 
-from shared import outbox
-from shared.contract.envelope import CloudEvent
-from shared.messages import BatchResult, Cause, Emit, Received, Rejected, Unprocessable
+from shared import backoff, event_clock, ingest, outbox
+from shared.consumer import Consumer
+from shared.daily_inbox import DailyInbox
+from shared.messages import Cause, Emit, Received, Rejected, Unprocessable
+from shared.parsing import Parsed, Record, parse_record
 from shared.sql import load_statements
 
 log = structlog.get_logger(__name__)
 SQL = load_statements("shared", "inbox.sql")
 
-EventHandler = Callable[[asyncpg.Connection, Received], Awaitable[Sequence[Emit]]]
-BatchHandler = Callable[[asyncpg.Connection, list[Received]], Awaitable[BatchResult]]
-InvalidAnswer = Callable[[CloudEvent, Rejected], Sequence[Emit]]
-
-
-def by_type(handlers: Mapping[str, EventHandler]) -> EventHandler:
-    """One handler for a topic that carries several types: dispatch on `type`."""
-
-    async def dispatch(conn: asyncpg.Connection, event: Received) -> Sequence[Emit]:
-        return await handlers[event.type](conn, event)
-
-    return dispatch
-
-
-class _NewDay(Exception):
-    """A chunk of a batch needs an inbox partition that must be created first."""
-
-
-class Record(Protocol):
-    """The parts of an aiokafka ConsumerRecord the pipeline reads."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
-
-
-@dataclass(frozen=True)
-class Consumer:
-    """One service's subscription to one topic.
-
-    `types` maps each event type this consumer applies to its data model. Types in
-    `others` are known on the topic but belong to another service: skipped, not
-    dead-lettered. Anything else is an unknown type and is dead-lettered.
-    """
-
-    service: str
-    topic: str
-    types: Mapping[str, type[Any]]
-    handle: EventHandler | None = None
-    handle_batch: BatchHandler | None = None
-    others: Collection[str] = frozenset()
-    # "keep": one inbox row per event, kept. "daily": partitioned by event day and
-    # dropped after `retention_days` (for the high-volume streams).
-    inbox: Literal["keep", "daily"] = "keep"
-    retention_days: int = 7
-    # Optional answer to the sender of an event whose envelope parsed but whose data did not
-    # (it is dead-lettered all the same), e.g. `ip.request_rejected` with `invalid_request`.
-    answer_invalid: InvalidAnswer | None = None
-
-    def __post_init__(self) -> None:
-        if (self.handle is None) == (self.handle_batch is None):
-            raise ValueError(
-                f"{self.service}/{self.topic}: give exactly one of handle, handle_batch"
-            )
-
-    @property
-    def name(self) -> str:
-        return f"{self.service}/{self.topic}"
-
-    @cached_property
-    def envelope(self) -> type[CloudEvent] | None:
-        """For a consumer of one type: its CloudEvent with typed `data` (parse_record's fast
-        path validates a record against it in one call); None otherwise."""
-        if len(self.types) != 1:
-            return None
-        ((event_type, model),) = self.types.items()
-        return _envelope(event_type, model)
-
-
-Parsed = tuple["Record", Received | Rejected | None]
-# Records parsed while the previous chunk's ids are claimed (see Pipeline._apply_overlapped).
-OVERLAP_CHUNK = 1000
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,  # includes ConnectionError and refused connections
@@ -124,83 +48,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 
 def is_transient(error: BaseException) -> bool:
     return isinstance(error, TRANSIENT)
-
-
-def parse_record(record: Record, consumer: Consumer) -> Received | Rejected | None:
-    """Decode and validate one record. None means: a type for another service, skip it.
-
-    Fast paths first: whatever they refuse takes the full path, which classifies it (dead
-    letter and reason, or another service's type) exactly as it always did. A consumer of one
-    type validates envelope and data from the bytes in one call; its `Received.event` is then
-    that type's envelope (a CloudEvent whose `data` is the typed model, as `Received.data`).
-    """
-    value = record.value or b""
-    envelope = consumer.envelope
-    if envelope is not None:
-        try:
-            event = envelope.model_validate_json(value)
-        except ValidationError:
-            pass
-        else:
-            key = record.key.decode("utf-8", "replace") if record.key is not None else None
-            return Received(event, event.data, record.topic, key)
-    try:
-        event = CloudEvent.model_validate_json(value)
-    except ValidationError:
-        return _parse_in_full(record, consumer)
-    return _typed(record, consumer, event)
-
-
-@cache
-def _envelope(event_type: str, model: type[Any]) -> type[CloudEvent] | None:
-    """The CloudEvent of one type with its typed `data`, validated in one call."""
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return None
-    envelope: type[CloudEvent] = create_model(
-        f"{model.__name__}Envelope",
-        __base__=CloudEvent,
-        type=(Literal[event_type], ...),  # type: ignore[valid-type]
-        data=(model, ...),
-    )
-    return envelope
-
-
-def _parse_in_full(record: Record, consumer: Consumer) -> Received | Rejected | None:
-    try:
-        payload = json.loads(record.value or b"")
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return Rejected("InvalidJson", f"value is not JSON: {error}")
-    if not isinstance(payload, dict):
-        return Rejected("NotACloudEvent", "value is JSON but not an object")
-    try:
-        event = CloudEvent.model_validate(payload)
-    except ValidationError as error:
-        return Rejected("NotACloudEvent", _short(error))
-    return _typed(record, consumer, event)
-
-
-def _typed(record: Record, consumer: Consumer, event: CloudEvent) -> Received | Rejected | None:
-    model = consumer.types.get(event.type)
-    if model is None:
-        if event.type in consumer.others:
-            return None
-        return Rejected(
-            "UnknownEventType", f"{event.type!r} is not an event type of {record.topic}"
-        )
-    try:
-        data = model.model_validate(event.data)
-    except ValidationError as error:
-        return Rejected("ValidationFailed", f"{event.type}: {_short(error)}", event)
-    key = record.key.decode("utf-8", "replace") if record.key is not None else None
-    return Received(event, data, record.topic, key)
-
-
-def _short(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors(include_url=False)[:5]:
-        where = ".".join(str(p) for p in item["loc"]) or "value"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
 
 
 class BatchObserver(Protocol):
@@ -229,16 +76,27 @@ class Pipeline:
     # False once the process is stopping: batches fetched after that are left uncommitted
     # for the group's next owner instead of being applied (see runtime.register).
     accepting: bool = True
+    # How many partitions the topic has (from the consumer's metadata), so that partitions
+    # nothing was read on yet hold back the slowest clock; None until known.
+    partition_count: int | None = None
+    # The day-partitioned inbox of a high-volume stream; None for the kept inbox.
+    daily: DailyInbox | None = None
     observer: BatchObserver | None = None
-    _known_partitions: set[str] = field(default_factory=set)
+    _clocked_partitions: int = 0
+
+    def __post_init__(self) -> None:
+        if self.consumer.inbox == "daily" and self.daily is None:
+            self.daily = DailyInbox(self.consumer.name, self.consumer.retention_days)
 
     async def process(self, records: Sequence[Record]) -> bool:
         """Apply a batch. True when it is durably applied (commit offsets); False when it
         kept failing transiently for `retry_max_seconds` (seek back and fetch again)."""
+        await self._know_partitions()
         parsed: list[Parsed] = []
-        overlap = len(records) >= 2 * OVERLAP_CHUNK
+        overlap = ingest.worth_it(records)
         one_by_one = False
-        delay = 0.05
+        waits = backoff.delays(first=0.05, jitter=True)
+        delay = next(waits)
         started = asyncio.get_running_loop().time()
         deadline = started + self.retry_max_seconds
         while True:
@@ -249,14 +107,14 @@ class Pipeline:
                     await self._apply_one_by_one(records)
                 elif overlap:
                     overlap = False  # first attempt only: a retry takes the plain path
-                    await self._apply_overlapped(records, parsed)
+                    await self._apply_in_chunks(records, parsed)
                 else:
-                    parsed.extend(self._parse(records[len(parsed) :]))
+                    parsed.extend(self.parse(records[len(parsed) :]))
                     await self._apply(parsed)
                 if self.observer is not None:
                     self.observer.done(len(records), asyncio.get_running_loop().time() - started)
                 return True
-            except _NewDay:
+            except ingest.NewDay:
                 continue  # a day partition is needed first: the plain path creates it
             except Exception as error:
                 if not is_transient(error) and not one_by_one:
@@ -285,7 +143,17 @@ class Pipeline:
                     retry_in=round(delay, 2),
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0) * (0.8 + random.random() * 0.4)
+                delay = next(waits)
+
+    async def _know_partitions(self) -> None:
+        """Give every partition of the topic a clock row once (outside the batch's
+        transaction: the rows hold no state), so an unread one holds the slowest clock."""
+        count = self.partition_count
+        if count is None or count <= self._clocked_partitions:
+            return
+        async with self.pool.acquire() as conn:
+            await event_clock.know_partitions(conn, self.consumer.name, count)
+        self._clocked_partitions = count
 
     async def _apply_one_by_one(self, records: Sequence[Record]) -> None:
         """Each record in its own transaction; one that fails for good is dead-lettered with
@@ -317,62 +185,23 @@ class Pipeline:
                         conn, self.consumer.service, [self._dead_row(record, rejected)]
                     )
 
-    def _parse(self, records: Sequence[Record]) -> list[Parsed]:
+    def parse(self, records: Sequence[Record]) -> list[Parsed]:
         return [(record, parse_record(record, self.consumer)) for record in records]
 
     async def _apply(self, parsed: list[Parsed]) -> None:
+        """The five steps in one transaction: claim the ids, then `decide`."""
         valid = [item for _, item in parsed if isinstance(item, Received)]
-        if self.consumer.inbox == "daily":
-            await self._ensure_day_partitions(valid)
+        if self.daily is not None:
+            await self.daily.ensure(self.pool, valid)
         async with self.pool.acquire() as conn, conn.transaction():
-            fresh, expired = await self._claim(conn, valid)
-            await self._decide(conn, parsed, valid, fresh, expired)
+            fresh, expired = await self.claim(conn, valid)
+            await self.decide(conn, parsed, valid, fresh, expired)
 
-    async def _apply_overlapped(self, records: Sequence[Record], parsed: list[Parsed]) -> None:
-        """`_apply` for a large batch: it is parsed chunk by chunk inside the transaction, and
-        each chunk's ids are claimed in the inbox while the next chunk is parsed, so Postgres
-        and Python work at the same time. Parsed records accumulate in `parsed` for a retry.
-        Raises `_NewDay` (rolling back) when a chunk needs a day partition not known yet:
-        partitions are created before a transaction opens, never inside one."""
-        valid: list[Received] = []
-        fresh: list[Received] = []
-        expired: list[Received] = []
-        claiming: asyncio.Future[tuple[list[Received], list[Received]]] | None = None
-        async with self.pool.acquire() as conn, conn.transaction():
-            daily = self.consumer.inbox == "daily"
-            horizon = await self._retention_horizon(conn) if daily else None
-            try:
-                for start in range(0, len(records), OVERLAP_CHUNK):
-                    chunk = self._parse(records[start : start + OVERLAP_CHUNK])
-                    parsed.extend(chunk)
-                    if claiming is not None:
-                        claimed, too_old = await claiming
-                        fresh += claimed
-                        expired += too_old
-                        claiming = None
-                    chunk_valid = [item for _, item in chunk if isinstance(item, Received)]
-                    if daily and self._missing_days(chunk_valid):
-                        raise _NewDay
-                    valid += chunk_valid
-                    claiming = asyncio.ensure_future(self._claim(conn, chunk_valid, horizon))
-                    await asyncio.sleep(0)  # let it send its query before parsing on
-                if claiming is not None:
-                    claimed, too_old = await claiming
-                    fresh += claimed
-                    expired += too_old
-                    claiming = None
-            finally:
-                if claiming is not None and not claiming.done():
-                    claiming.cancel()
-                    with contextlib.suppress(BaseException):
-                        await claiming
-            await self._decide(conn, parsed, valid, fresh, expired)
+    async def _apply_in_chunks(self, records: Sequence[Record], parsed: list[Parsed]) -> None:
+        """`_apply` for a large batch, overlapping parsing with the claim (shared.ingest)."""
+        await ingest.apply_in_chunks(self, records, parsed)
 
-    def _missing_days(self, valid: list[Received]) -> bool:
-        days = {v.event.time.date() for v in valid}
-        return any(partition_name(day) not in self._known_partitions for day in days)
-
-    async def _decide(
+    async def decide(
         self,
         conn: asyncpg.Connection,
         parsed: list[Parsed],
@@ -381,7 +210,7 @@ class Pipeline:
         expired: list[Received],
     ) -> None:
         """Everything after the inbox claim, in the batch's transaction: dead letters, the
-        handler, the outbox, the clock."""
+        partition clocks, the handler, the outbox."""
         consumer = self.consumer
         dead: list[outbox.OutboxRow] = []
         for record, item in parsed:
@@ -423,6 +252,7 @@ class Pipeline:
                     emits.extend(
                         _with_cause(e, cause) for e in consumer.answer_invalid(item.event, item)
                     )
+        clocks = await self._advance_clocks(conn, valid)
         if consumer.handle is not None:
             for item in fresh:
                 emitted, rejected = await self._handle_one(conn, item)
@@ -431,7 +261,7 @@ class Pipeline:
                     dead.append(self._dead_row(record_of(item), rejected))
         elif fresh:
             assert consumer.handle_batch is not None
-            result = await consumer.handle_batch(conn, fresh)
+            result = await consumer.handle_batch(conn, fresh, clocks)
             emits.extend(result.emits)
             for item, rejected in result.rejected:
                 log.warning(
@@ -446,10 +276,17 @@ class Pipeline:
                 dead.append(self._dead_row(record_of(item), rejected))
         rows = outbox.emitted_rows(consumer.service, emits) + dead
         await outbox.append(conn, consumer.service, rows)
-        if valid:
-            await conn.execute(SQL.advance_clock, consumer.service, max(map(_event_time, valid)))
         if self.observer is not None:
             self.observer.applied(valid, fresh, expired)
+
+    async def _advance_clocks(
+        self, conn: asyncpg.Connection, valid: list[Received]
+    ) -> dict[int, datetime]:
+        """Move the clock of each partition the batch read (every valid event counts, a
+        repeat included: it was read there); returns those partitions' clocks."""
+        return await event_clock.advance(
+            conn, self.consumer.name, ((v.partition, v.event.time) for v in valid)
+        )
 
     async def _handle_one(
         self, conn: asyncpg.Connection, item: Received
@@ -476,7 +313,7 @@ class Pipeline:
         cause = Cause.of(item)
         return [e if e.cause is not None else _with_cause(e, cause) for e in emitted], None
 
-    async def _claim(
+    async def claim(
         self,
         conn: asyncpg.Connection,
         valid: list[Received],
@@ -487,69 +324,19 @@ class Pipeline:
         transaction."""
         if not valid:
             return [], []
-        if self.consumer.inbox == "keep":
-            rows = await conn.fetch(SQL.claim, self.consumer.name, [v.id for v in valid])
-            claimed = {row[0] for row in rows}
-            fresh: list[Received] = []
-            for item in valid:
-                # The first occurrence in the batch wins; a duplicate inside it is dropped.
-                if item.event.id in claimed:
-                    claimed.discard(item.event.id)
-                    fresh.append(item)
-            return fresh, []
-
-        if horizon == "unread":
-            horizon = await self._retention_horizon(conn)
-        judged: list[Received] = []
-        expired: list[Received] = []
-        ids: set[str] = set()
-        days: list[str] = []
-        iso: dict[date, str] = {}
+        if self.daily is not None:
+            if horizon == "unread":
+                horizon = await self.daily.horizon(conn)
+            return await self.daily.claim(conn, valid, horizon)
+        rows = await conn.fetch(SQL.claim, self.consumer.name, [v.id for v in valid])
+        claimed = {row[0] for row in rows}
+        fresh: list[Received] = []
         for item in valid:
-            day = item.event.time.date()
-            if horizon is not None and day < horizon:
-                expired.append(item)
-                continue
-            if item.event.id in ids:
-                continue  # the first occurrence in the batch wins
-            ids.add(item.event.id)
-            judged.append(item)
-            text = iso.get(day)
-            if text is None:
-                text = iso[day] = day.isoformat()
-            days.append(text)
-        if not judged:
-            return [], expired
-        seen_before = set(
-            await conn.fetchval(
-                SQL.claim_daily,
-                self.consumer.name,
-                json.dumps(days),
-                json.dumps([item.event.id for item in judged]),
-            )
-        )
-        if not seen_before:
-            return judged, expired
-        return [item for n, item in enumerate(judged, 1) if n not in seen_before], expired
-
-    async def _retention_horizon(self, conn: asyncpg.Connection) -> date | None:
-        watermark: datetime | None = await conn.fetchval(SQL.read_clock, self.consumer.service)
-        if watermark is None:
-            return None
-        return watermark.date() - timedelta(days=self.consumer.retention_days)
-
-    async def _ensure_day_partitions(self, valid: list[Received]) -> None:
-        days = {v.time.date() for v in valid}
-        missing = {d for d in days if partition_name(d) not in self._known_partitions}
-        if not missing:
-            return
-        async with self.pool.acquire() as conn:
-            self._known_partitions.update(r["name"] for r in await conn.fetch(SQL.daily_partitions))
-            for day in sorted(
-                d for d in missing if partition_name(d) not in self._known_partitions
-            ):
-                await create_day_partition(conn, day)
-                self._known_partitions.add(partition_name(day))
+            # The first occurrence in the batch wins; a duplicate inside it is dropped.
+            if item.event.id in claimed:
+                claimed.discard(item.event.id)
+                fresh.append(item)
+        return fresh, []
 
     def _dead_row(self, record: Record, rejected: Rejected) -> outbox.OutboxRow:
         if self.observer is not None:
@@ -577,34 +364,3 @@ def _with_cause(emit: Emit, cause: Cause) -> Emit:
         discriminator=emit.discriminator,
         cause=cause,
     )
-
-
-_event_time = attrgetter("event.time")
-
-
-def partition_name(day: date) -> str:
-    return f"inbox_daily_{day:%Y%m%d}"
-
-
-async def create_day_partition(conn: asyncpg.Connection, day: date) -> None:
-    """Create the inbox partition of one UTC day; harmless when it exists."""
-    nxt = day + timedelta(days=1)
-    try:
-        await conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF inbox_daily "
-            f"FOR VALUES FROM ('{day.isoformat()}') TO ('{nxt.isoformat()}')"
-        )
-    except asyncpg.DuplicateTableError:
-        pass  # another replica created it between our check and our CREATE
-
-
-async def drop_expired_day_partitions(conn: asyncpg.Connection, before: date) -> list[str]:
-    """Drop whole inbox partitions of days before `before`: retention in bulk, not by row."""
-    dropped = []
-    for row in await conn.fetch(SQL.daily_partitions):
-        name: str = row["name"]
-        day = datetime.strptime(name.removeprefix("inbox_daily_"), "%Y%m%d").date()
-        if day < before:
-            await conn.execute(f"DROP TABLE IF EXISTS {name}")
-            dropped.append(name)
-    return dropped

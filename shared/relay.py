@@ -18,7 +18,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from shared import tracing
+from shared import backoff, database, tracing
 from shared.sql import load_statements
 
 log = structlog.get_logger(__name__)
@@ -31,6 +31,7 @@ class OutboxRelay:
         *,
         relay: str,
         dsn: str,
+        schema: str,
         producer_factory: Callable[[], AIOKafkaProducer],
         poll_seconds: float = 1.0,
         batch_size: int = 1000,
@@ -42,6 +43,7 @@ class OutboxRelay:
         self._on_published = on_published
         self.relay = relay
         self._dsn = dsn
+        self._schema = schema
         self._producer_factory = producer_factory
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
@@ -58,29 +60,28 @@ class OutboxRelay:
         producer = self._producer_factory()
         await producer.start()
         try:
-            delay = 0.2
+            waits = backoff.delays()
             while not self._stopping.is_set():
                 try:
                     await self._lead(producer)
-                    delay = 0.2
+                    waits = backoff.delays()
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
                     log.warning("outbox relay interrupted", relay=self.relay, error=repr(error))
-                    await self._sleep(delay)
-                    delay = min(delay * 2, 5.0)
+                    await self._sleep(next(waits))
         finally:
             await producer.stop()
 
     async def _lead(self, producer: AIOKafkaProducer) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
+        conn: asyncpg.Connection = await database.connect(self._dsn, self._schema)
         try:
             while not await conn.fetchval(SQL.try_lead, self.relay):
                 if self._stopping.is_set():
                     return
                 await self._sleep(self._poll_seconds * 2)
             log.info("outbox relay leading", relay=self.relay)
-            await conn.add_listener("ipfleet_outbox", lambda *_: self._wake.set())
+            await conn.add_listener(f"ipfleet_outbox_{self._schema}", lambda *_: self._wake.set())
             while not self._stopping.is_set():
                 self._wake.clear()
                 sent = await self._publish_batch(conn, producer)

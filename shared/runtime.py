@@ -7,25 +7,30 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import structlog
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import outbox
+from shared import database, event_clock, outbox
+from shared.consumer import Consumer
 from shared.contract.topics import dead_letter
+from shared.daily_inbox import drop_expired_day_partitions
+from shared.event_clock import Clocks
 from shared.health import Subscription
 from shared.kafka import ensure_topics, make_broker, make_producer
 from shared.messages import Emit
 from shared.operations import Operations
-from shared.pipeline import Consumer, Pipeline, drop_expired_day_partitions
+from shared.pipeline import Pipeline
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.sql import Statements, load_statements
@@ -33,13 +38,15 @@ from shared.sql import Statements, load_statements
 log = structlog.get_logger(__name__)
 SQL = load_statements("shared", "inbox.sql")
 
-SweepRun = Callable[[asyncpg.Connection, datetime], Awaitable[Sequence[Emit]]]
+# A sweep reads the service's partition clocks (shared.event_clock), never the wall clock.
+SweepRun = Callable[[asyncpg.Connection, Clocks], Awaitable[Sequence[Emit]]]
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """A periodic step on the service's event-time clock (e.g. end cooldowns). It must be
-    idempotent: it runs on every replica's timer, one at a time, and may run twice."""
+    """A periodic step on the service's event-time clocks (e.g. end cooldowns). It must be
+    idempotent: it runs on every replica's timer, one at a time, and may run twice. It
+    decides for an entity only on a clock safe for that entity's partition."""
 
     name: str
     run: SweepRun
@@ -68,13 +75,49 @@ async def _no_decode(_: Any) -> None:
     return None
 
 
+class _AssignmentListener(ConsumerRebalanceListener):
+    """Tells its callback each time the subscription's group hands it an assignment."""
+
+    def __init__(self, group: str, assigned: Callable[[str, set[TopicPartition]], None]) -> None:
+        self._group = group
+        self._assigned = assigned
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._assigned(self._group, assigned)
+
+
+class _Listeners(ConsumerRebalanceListener):
+    """Several rebalance listeners on one subscription (aiokafka takes one), told in order:
+    the fleet's readiness and the health probes' view of the subscription."""
+
+    def __init__(self, *listeners: ConsumerRebalanceListener) -> None:
+        self._listeners = listeners
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        for listener in self._listeners:
+            await listener.on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        for listener in self._listeners:
+            await listener.on_partitions_assigned(assigned)
+
+
 def register(
     broker: KafkaBroker,
     consumer: Consumer,
     pipeline: Pipeline,
     settings: Settings,
+    listener: ConsumerRebalanceListener | None = None,
     subscription: Subscription | None = None,
-) -> None:
+) -> Any:
+    """Subscribe the pipeline to its topic; returns the FastStream subscriber. `listener`
+    hears the group's rebalances; so does `subscription` (health, metrics, tracing), which is
+    also told when each batch starts and ends."""
+    if subscription is not None:
+        listener = subscription if listener is None else _Listeners(listener, subscription)
     subscriber = broker.subscriber(
         settings.kafka_topic_prefix + consumer.topic,
         group_id=settings.kafka_topic_prefix + group_id(consumer.service, consumer.topic),
@@ -89,9 +132,9 @@ def register(
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         max_partition_fetch_bytes=settings.kafka_max_partition_fetch_bytes,
         decoder=_no_decode,
+        listener=listener,
         title=group_id(consumer.service, consumer.topic),
         description=f"{consumer.service} applies {', '.join(sorted(consumer.types))}",
-        listener=subscription,
     )
     if subscription is not None:
         subscription.subscriber = subscriber
@@ -99,6 +142,8 @@ def register(
     async def on_batch(message: KafkaMessage) -> None:
         raw = message.raw_message
         records = raw if isinstance(raw, tuple) else (raw,)
+        if pipeline.partition_count is None:
+            pipeline.partition_count = _partition_count(message, records)
         if not pipeline.accepting:
             # Stopping: not applied, not committed; the next owner reads it from the last
             # commit. Stopping is then prompt however deep the backlog.
@@ -122,35 +167,90 @@ def register(
             await message.nack()
 
     subscriber(on_batch)
+    return subscriber
+
+
+def _partition_count(message: KafkaMessage, records: Sequence[Any]) -> int | None:
+    """How many partitions the batch's topic has, from the consumer's metadata."""
+    consumer = getattr(message, "consumer", None)
+    if consumer is None or not records or not hasattr(consumer, "partitions_for_topic"):
+        return None
+    partitions = consumer.partitions_for_topic(records[0].topic)
+    return len(partitions) if partitions else None
 
 
 @dataclass
 class Fleet:
-    """One process running one or more services."""
+    """One process running one or more services. `databases` is one DSN for every service,
+    or a DSN per service; either way each service works in its own schema (named after it)
+    through its own pool."""
 
     services: Sequence[Service]
     settings: Settings
-    dsn: str
+    databases: Mapping[str, str] | str
     bootstrap: str
-    pool: asyncpg.Pool | None = None
+    pools: dict[str, asyncpg.Pool] = field(default_factory=dict)
     broker: KafkaBroker | None = None
     relays: list[OutboxRelay] = field(default_factory=list)
     pipelines: list[Pipeline] = field(default_factory=list)
+    _subscribers: list[tuple[Any, Pipeline]] = field(default_factory=list)
     # Health probes, metrics and their HTTP server (IPFLEET_HTTP_PORT).
     ops: Operations | None = None
+    # Set once every subscription has had its first assignment from its group (an empty one
+    # counts: a replica beyond the partition count is assigned nothing). Not cleared by later
+    # rebalances.
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # The partitions each subscription (by group id) holds, as its group last assigned them.
+    assignments: dict[str, frozenset[TopicPartition]] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _unassigned: set[str] = field(default_factory=set)
+    _started_at: float = 0.0
+    _ready_after: float | None = None
+
+    async def wait_ready(self, timeout: float | None = None) -> float:
+        """Wait until every subscription has its assignment; returns the seconds it took
+        from the start of `start()`."""
+        await asyncio.wait_for(self.ready.wait(), timeout)
+        assert self._ready_after is not None
+        return self._ready_after
+
+    def _assigned(self, group: str, partitions: set[TopicPartition]) -> None:
+        seconds = time.monotonic() - self._started_at
+        log.info(
+            "subscription assigned",
+            group=group,
+            partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in partitions),
+            seconds=round(seconds, 3),
+        )
+        self.assignments[group] = frozenset(partitions)
+        self._unassigned.discard(group)
+        self._set_ready_once_all_assigned()
+
+    def _set_ready_once_all_assigned(self) -> None:
+        if not self._unassigned and not self.ready.is_set():
+            self._ready_after = time.monotonic() - self._started_at
+            self.ready.set()
+
+    def dsn(self, service: str) -> str:
+        """The DSN of `service`'s database (a secret: never log it)."""
+        if isinstance(self.databases, str):
+            return self.databases
+        return self.databases[service]
 
     async def start(self) -> None:
+        self._started_at = time.monotonic()
         settings = self.settings
         names = "+".join(s.name for s in self.services)
         # First: binding the HTTP port fails at once when it is taken.
         self.ops = ops = Operations(
             settings,
-            self.dsn,
-            [s.name for s in self.services],
+            {s.name: self.dsn(s.name) for s in self.services},
             {s.name: s.gauges for s in self.services if s.gauges is not None},
         )
-        self.pool = await _connect_pool(self.dsn)
+        for service in self.services:
+            self.pools[service.name] = await database.create_pool(
+                self.dsn(service.name), service.name
+            )
         if settings.kafka_create_topics:
             topics = [c.topic for s in self.services for c in s.consumers]
             topics += [dead_letter(t) for t in topics]
@@ -160,18 +260,28 @@ class Fleet:
             )
         for service in self.services:
             if service.on_start is not None:
-                await service.on_start(self.pool, settings)
+                await service.on_start(self.pools[service.name], settings)
         self.broker = make_broker(settings, self.bootstrap, client_id=f"ipfleet-{names}")
         for service in self.services:
             for consumer in service.consumers:
-                pipeline = Pipeline(consumer, self.pool, settings.retry_max_seconds)
+                pipeline = Pipeline(consumer, self.pools[service.name], settings.retry_max_seconds)
                 pipeline.observer = ops.pipeline_observer(consumer)
                 self.pipelines.append(pipeline)
-                subscription = ops.subscription(service.name, consumer.topic)
-                register(self.broker, consumer, pipeline, settings, subscription)
+                group = settings.kafka_topic_prefix + group_id(consumer.service, consumer.topic)
+                self._unassigned.add(group)
+                subscriber = register(
+                    self.broker,
+                    consumer,
+                    pipeline,
+                    settings,
+                    listener=_AssignmentListener(group, self._assigned),
+                    subscription=ops.subscription(service.name, consumer.topic),
+                )
+                self._subscribers.append((subscriber, pipeline))
             relay = OutboxRelay(
                 relay=service.name,
-                dsn=self.dsn,
+                dsn=self.dsn(service.name),
+                schema=service.name,
                 producer_factory=lambda n=service.name: make_producer(
                     settings, self.bootstrap, client_id=f"ipfleet-{n}-relay"
                 ),
@@ -188,9 +298,20 @@ class Fleet:
                         name=f"sweep:{service.name}:{sweep.name}",
                     )
                 )
+        self._tasks.append(asyncio.create_task(self._caught_up_loop(), name="caught-up"))
         await ops.start()
         await self.broker.start()
         log.info("services started", services=[s.name for s in self.services])
+        # aiokafka's consumer start() returns once its group has assigned it, so this is
+        # normally set already; the listeners are the evidence, not that assumption.
+        self._set_ready_once_all_assigned()  # a fleet with no subscription at all
+        seconds = await self.wait_ready()
+        log.info(
+            "services ready",
+            services=[s.name for s in self.services],
+            subscriptions=len(self.pipelines),
+            seconds=round(seconds, 2),
+        )
 
     async def stop(self) -> None:
         """Stop fetching, let in-flight batches finish and commit, then stop relays."""
@@ -207,8 +328,8 @@ class Fleet:
                 task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 10)
-        if self.pool is not None:
-            await self.pool.close()
+        for pool in self.pools.values():
+            await pool.close()
         if self.ops is not None:
             await self.ops.stop()
         log.info("services stopped", services=[s.name for s in self.services])
@@ -225,15 +346,60 @@ class Fleet:
         finally:
             await self.stop()
 
+    async def _caught_up_loop(self) -> None:
+        """Keep each assigned partition's `caught_up` mark (shared.event_clock) current: a
+        partition that never held a record must not hold back the slowest clock."""
+        while True:
+            await asyncio.sleep(self.settings.sweep_seconds)
+            for subscriber, pipeline in self._subscribers:
+                try:
+                    await mark_caught_up(pipeline.pool, subscriber, pipeline)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    log.warning(
+                        "could not read committed offsets; will retry",
+                        consumer=pipeline.consumer.name,
+                        error=repr(error),
+                    )
+
     async def _sweep_loop(self, service: str, sweep: Sweep) -> None:
         while True:
             await asyncio.sleep(self.settings.sweep_seconds)
             try:
-                await run_sweep(self.pool, service, sweep)  # type: ignore[arg-type]
+                await run_sweep(self.pools[service], service, sweep)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 log.warning("sweep failed; will retry", sweep=sweep.name, error=repr(error))
+
+
+async def mark_caught_up(pool: asyncpg.Pool, subscriber: Any, pipeline: Pipeline) -> None:
+    """Mark which of the partitions this process owns have their committed offset at their
+    end (nothing waiting there). Reads the clocks first, so a batch applied meanwhile wins."""
+    consumer = getattr(subscriber, "consumer", None)
+    if consumer is None:
+        return
+    assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+    if not assigned:
+        return
+    name = pipeline.consumer.name
+    count = consumer.partitions_for_topic(assigned[0].topic)
+    async with pool.acquire() as conn:
+        if count:
+            await event_clock.know_partitions(conn, name, len(count))
+        before = await event_clock.load_subscription(conn, name)
+    ends = await consumer.end_offsets(assigned)
+    caught_up: dict[int, bool] = {}
+    for tp in assigned:
+        committed = await consumer.committed(tp)
+        # The larger of two readings of the end: the embedded broker's ListOffsets has been
+        # seen one low, and a partition wrongly marked empty would let the sweep judge ahead.
+        end = max(ends[tp], consumer.highwater(tp) or 0)
+        caught_up[tp.partition] = (committed or 0) >= end
+    seen = {p: c.watermark for p, c in before.partitions.items()}
+    async with pool.acquire() as conn:
+        await event_clock.mark_caught_up(conn, name, caught_up, seen)
 
 
 def tune_garbage_collector() -> None:
@@ -255,10 +421,10 @@ async def run_sweep(pool: asyncpg.Pool, service: str, sweep: Sweep) -> int:
             f"ipfleet.sweep.{service}.{sweep.name}",
         ):
             return 0
-        watermark = await conn.fetchval(SQL.read_clock, service)
-        if watermark is None:
+        clocks = await event_clock.load(conn, service)
+        if clocks.latest is None:
             return 0
-        emits = await sweep.run(conn, watermark)
+        emits = await sweep.run(conn, clocks)
         await outbox.append(conn, service, outbox.emitted_rows(service, emits))
         if emits:
             log.info("sweep emitted", sweep=sweep.name, events=len(emits))
@@ -266,27 +432,21 @@ async def run_sweep(pool: asyncpg.Pool, service: str, sweep: Sweep) -> int:
 
 
 def _retention_sweeps(service: Service) -> list[Sweep]:
-    days = [c.retention_days for c in service.consumers if c.inbox == "daily"]
-    if not days:
+    daily = [c for c in service.consumers if c.inbox == "daily"]
+    if not daily:
         return []
-    keep = max(days)
+    keep = max(c.retention_days for c in daily)
 
-    async def drop(conn: asyncpg.Connection, watermark: datetime) -> Sequence[Emit]:
-        dropped = await drop_expired_day_partitions(conn, watermark.date() - timedelta(days=keep))
+    async def drop(conn: asyncpg.Connection, clocks: Clocks) -> Sequence[Emit]:
+        # On the slowest partition's clock: a day is dropped only once every partition has
+        # read past the window (the pipeline's claim judges expiry on the same clock).
+        slowest = [clocks.of(c.name).slowest() for c in daily]
+        if any(s is None for s in slowest):
+            return []
+        oldest = min(s for s in slowest if s is not None)
+        dropped = await drop_expired_day_partitions(conn, oldest.date() - timedelta(days=keep))
         if dropped:
             log.info("inbox partitions dropped", partitions=dropped)
         return []
 
     return [Sweep("inbox-retention", drop)]
-
-
-async def _connect_pool(dsn: str) -> asyncpg.Pool:
-    delay = 0.2
-    for attempt in range(30):
-        try:
-            return await asyncpg.create_pool(dsn, min_size=1, max_size=10)
-        except (OSError, asyncpg.CannotConnectNowError) as error:
-            log.warning("database not reachable yet", attempt=attempt, error=repr(error))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-    return await asyncpg.create_pool(dsn, min_size=1, max_size=10)

@@ -1,16 +1,14 @@
 """Generate `schemas/` from the code: a JSON Schema per event type's `data`, one for the
-CloudEvent envelope, and the AsyncAPI document of every service.
+CloudEvent envelope, and the AsyncAPI document of the services it is given.
 
-Run `ipfleet schemas` or `python -m shared.schemas [OUT_DIR]` (default `schemas/`). The
+Run `ipfleet schemas [OUT_DIR]` (default `schemas/`), which passes every service. The
 output is byte-for-byte deterministic, so tests/unit/test_schemas.py fails on any drift.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 import warnings
 from collections.abc import Sequence
 from importlib import metadata
@@ -25,10 +23,14 @@ from pydantic.json_schema import models_json_schema
 
 from shared import outbox
 from shared.contract.envelope import CONTENT_TYPE, CloudEvent
-from shared.contract.events import EVENT_DATA
+from shared.contract.events import (
+    MESSAGE_NAMES,
+    message_data,
+    message_name,
+    split_message_name,
+)
 from shared.contract.topics import dead_letter
 from shared.runtime import Service, group_id, register
-from shared.services_registry import SERVICES, ServiceNotBuilt, build_service
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -43,15 +45,17 @@ _DOCUMENTED_SERVER = "kafka:9092"
 _NO_PIPELINE = cast("Pipeline", None)
 
 
-def generate(out_dir: Path) -> list[Path]:
-    """Write every schema under `out_dir`, drop event schemas of types that no longer exist,
-    and return the paths written."""
-    documents: dict[str, Any] = {f"events/{t}.json": event_data_schema(t) for t in EVENT_DATA}
+def generate(out_dir: Path, services: Sequence[Service]) -> list[Path]:
+    """Write every schema under `out_dir` (the AsyncAPI document of `services`), drop event
+    schemas of types that no longer exist, and return the paths written."""
+    documents: dict[str, Any] = {
+        f"events/{n}.json": event_data_schema(n) for n in dict.fromkeys(MESSAGE_NAMES)
+    }
     documents["cloudevent.json"] = {
         "$schema": JSON_SCHEMA_DIALECT,
         **CloudEvent.model_json_schema(),
     }
-    documents["asyncapi.json"] = asyncapi_document(built_services())
+    documents["asyncapi.json"] = asyncapi_document(services)
 
     events_dir = out_dir / "events"
     if events_dir.is_dir():
@@ -73,26 +77,16 @@ def render(document: Any) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def event_data_schema(event_type: str) -> dict[str, Any]:
+def event_data_schema(name: str) -> dict[str, Any]:
+    """The schema of `data` of a message (`type`, or `type@topic`: see `message_name`)."""
+    event_type, topic = split_message_name(name)
+    where = f" on `{topic}`" if topic is not None else ""
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         # Several types share a model (every ip.state_changed type is an IpView): say which.
-        "$comment": f"`data` of `{event_type}` events",
-        **EVENT_DATA[event_type].model_json_schema(),
+        "$comment": f"`data` of `{event_type}` events{where}",
+        **message_data(name).model_json_schema(),
     }
-
-
-def built_services() -> list[Service]:
-    """Every registered service whose code exists; one not written yet is skipped, noisily."""
-    # Defaults only, never the environment or .env: the document must not depend on who runs it.
-    settings = Settings.model_construct()
-    services: list[Service] = []
-    for name, module in SERVICES.items():
-        try:
-            services.append(build_service(name, settings))
-        except ServiceNotBuilt:
-            print(f"schemas: skipped {name}: {module} does not exist yet", file=sys.stderr)
-    return services
 
 
 def asyncapi_document(services: Sequence[Service]) -> dict[str, Any]:
@@ -120,7 +114,8 @@ def asyncapi_document(services: Sequence[Service]) -> dict[str, Any]:
             before = set(broker.subscribers)
             register(broker, consumer, _NO_PIPELINE, settings)
             (subscriber,) = (s for s in broker.subscribers if s not in before)
-            for key in note(subscriber, sorted(consumer.types)):
+            names = sorted(message_name(consumer.topic, t) for t in consumer.types)
+            for key in note(subscriber, names):
                 groups[key] = group_id(consumer.service, consumer.topic)
         for topic, types in service.publishes:
             publisher = broker.publisher(
@@ -128,7 +123,7 @@ def asyncapi_document(services: Sequence[Service]) -> dict[str, Any]:
                 title=f"{service.name} emits {topic}",
                 description=f"{service.name} emits {', '.join(types)}",
             )
-            note(publisher, types)
+            note(publisher, [message_name(topic, t) for t in types])
         for topic in dict.fromkeys(c.topic for c in service.consumers):
             publisher = broker.publisher(
                 dead_letter(topic),
@@ -209,16 +204,20 @@ def _with_consumer_groups(document: dict[str, Any], groups: dict[str, str]) -> N
             }
 
 
-def envelope_model(event_type: str) -> type[CloudEvent]:
-    """The CloudEvent of one event type: `type` fixed to it, `data` its model."""
-    name = "".join(part.capitalize() for part in re.split(r"[._]", event_type)) + "Event"
+def envelope_model(name: str) -> type[CloudEvent]:
+    """The CloudEvent of one message (see `message_name`): `type` fixed, `data` its model."""
+    event_type, topic = split_message_name(name)
+    words = re.split(r"[._]", event_type)
+    where = f" on `{topic}`" if topic is not None else ""
+    if topic is not None:
+        words += ["on", *re.split(r"[._]", topic)]
     model: type[CloudEvent] = create_model(
-        name,
+        "".join(word.capitalize() for word in words) + "Event",
         __base__=CloudEvent,
-        __doc__=f"`{event_type}`: the CloudEvents envelope with its typed `data`.",
+        __doc__=f"`{event_type}`{where}: the CloudEvents envelope with its typed `data`.",
         __module__=__name__,
         type=(Literal[event_type], ...),  # type: ignore[valid-type]
-        data=(EVENT_DATA[event_type], ...),
+        data=(message_data(name), ...),
     )
     return model
 
@@ -249,15 +248,3 @@ def _dead_letter_message() -> dict[str, Any]:
         },
         "payload": {"description": "The input's value byte for byte: it may not be JSON."},
     }
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m shared.schemas", description=__doc__)
-    parser.add_argument("out_dir", nargs="?", default="schemas", type=Path)
-    args = parser.parse_args(argv)
-    for path in generate(args.out_dir):
-        print(path)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,31 +1,17 @@
-"""Runtime settings, read from the environment and a `.env` file.
+"""Settings every service runs on (database, Kafka, logging, the pipeline), read from the
+environment and a `.env` file, and the base of each service's own settings.
 
 Every setting has a production-safe default or is explicitly optional; secrets are
-`SecretStr` so they never reach a log line or a repr.
+`SecretStr` so they never reach a log line or a repr. The fleet's root settings (this model
+with one nested model per service) are composed in `services/settings.py`.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from datetime import timedelta
-from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-Region = Literal["global", "eu"]
-
-
-def parse_inventory(raw: str) -> list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]]:
-    """Parse `region=CIDR,region=CIDR` into pairs; raises ValueError with the bad item."""
-    pairs: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
-    for item in filter(None, (part.strip() for part in raw.split(","))):
-        region, sep, cidr = item.partition("=")
-        if not sep or region.strip() not in ("global", "eu"):
-            raise ValueError(f"inventory item {item!r} must look like 'global=198.51.100.0/24'")
-        pairs.append((region.strip(), ipaddress.ip_network(cidr.strip(), strict=False)))
-    return pairs
 
 
 class Settings(BaseSettings):
@@ -59,10 +45,21 @@ class Settings(BaseSettings):
         description="Prepended to every topic name on the wire (shared clusters, test isolation).",
     )
     kafka_session_timeout_ms: int = Field(
-        default=10_000, ge=1000, validation_alias="KAFKA_SESSION_TIMEOUT_MS"
+        default=6_000,
+        ge=1000,
+        validation_alias="KAFKA_SESSION_TIMEOUT_MS",
+        description="A member silent this long is dropped from its group and its partitions "
+        "go to the others. 6 s is the least a stock Kafka broker accepts "
+        "(group.min.session.timeout.ms); Tansu also holds every JoinGroup for half of it, "
+        "so it is most of the embedded stack's start-up. aiokafka uses it as the rebalance "
+        "timeout too; our members rejoin as soon as a heartbeat reports the rebalance.",
     )
     kafka_heartbeat_interval_ms: int = Field(
-        default=3_000, ge=50, validation_alias="KAFKA_HEARTBEAT_INTERVAL_MS"
+        default=2_000,
+        ge=50,
+        validation_alias="KAFKA_HEARTBEAT_INTERVAL_MS",
+        description="A third of the session timeout at most, as Kafka recommends, so one late "
+        "heartbeat does not drop a member.",
     )
     kafka_max_poll_interval_ms: int = Field(
         default=300_000, ge=10_000, validation_alias="KAFKA_MAX_POLL_INTERVAL_MS"
@@ -135,40 +132,36 @@ class Settings(BaseSettings):
         description="Set to export traces (needs the `tracing` extra); unset: no tracing.",
     )
 
-    # Provisioner.
-    inventory: str = Field(default="", validation_alias="IPFLEET_INVENTORY")
-    quota_free: int = Field(default=0, ge=0, validation_alias="IPFLEET_QUOTA_FREE")
-    quota_pro: int = Field(default=0, ge=0, validation_alias="IPFLEET_QUOTA_PRO")
-    quota_max: int = Field(default=1, ge=0, validation_alias="IPFLEET_QUOTA_MAX")
-    quota_enterprise: int = Field(default=5, ge=0, validation_alias="IPFLEET_QUOTA_ENTERPRISE")
-    cooldown_hours: float = Field(default=24.0, ge=0, validation_alias="IPFLEET_COOLDOWN_HOURS")
-
     # Embedded development stack.
     dev_data_dir: str = Field(default=".ipfleet", validation_alias="IPFLEET_DEV_DATA_DIR")
 
-    @field_validator("inventory")
-    @classmethod
-    def _inventory_parses(cls, value: str) -> str:
-        parse_inventory(value)
-        return value
 
-    @property
-    def quotas(self) -> dict[str, int]:
-        return {
-            "free": self.quota_free,
-            "pro": self.quota_pro,
-            "max": self.quota_max,
-            "enterprise": self.quota_enterprise,
-        }
+class ServiceSettings(BaseSettings):
+    """The base of one service's own settings: its database, when it has one of its own
+    (`IPFLEET_<SERVICE>_DATABASE_URL`), else the fleet's `DATABASE_URL`."""
 
-    @property
-    def cooldown(self) -> timedelta:
-        return timedelta(hours=self.cooldown_hours)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    def inventory_ranges(self) -> list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]]:
-        return parse_inventory(self.inventory)
+    database_url: SecretStr | None = None
+
+    def database(self, base: Settings) -> SecretStr | None:
+        return self.database_url if self.database_url is not None else base.database_url
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+def env_keys(model: type[BaseSettings]) -> dict[str, str]:
+    """The environment variables a settings model reads, each with the keyword that sets it
+    (its alias, else its field name, for a field read by prefix + name)."""
+    prefix = str(model.model_config.get("env_prefix") or "")
+    keys = {}
+    for name, field in model.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            keys[alias] = alias
+        else:
+            keys[(prefix + name).upper()] = name
+    return keys
+
+
+def env_names(model: type[BaseSettings]) -> set[str]:
+    """The environment variables a settings model reads."""
+    return set(env_keys(model))

@@ -1,25 +1,26 @@
 """`ipfleet status`: one screen per service, read from Kafka and Postgres from the outside
 (no service needs to run): members and lag of each subscription's group, the outbox backlog
-and its oldest row, the event-time watermark, and dead letters per topic in the last 24 h."""
+and its oldest row, the event-time clocks (the furthest and the slowest partition clock, and
+how far each trails the wall clock), and dead letters per topic in the last 24 h. Each
+service is read in its own database and schema."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
-from shared import dead_letters
+from shared import database, dead_letters
 from shared.kafka import client_options
-from shared.metrics import OUTBOX_SQL
+from shared.metrics import OUTBOX_SQL, event_time
 from shared.runtime import Service, group_id
 from shared.settings import Settings
 
@@ -41,22 +42,35 @@ class ServiceStatus:
     subscriptions: list[SubscriptionStatus]
     outbox_pending: int | None
     outbox_oldest_seconds: float | None
+    # The furthest any partition clock has read (shared.event_clock's Clocks.latest).
     watermark: datetime | None
     watermark_behind_seconds: float | None
     dead_letters_24h: dict[str, int]
     dead_letter_reasons_24h: dict[str, dict[str, int]]
+    # The slowest partition clock of the slowest subscription (shared.metrics.event_time).
+    slowest_watermark: datetime | None = None
+    slowest_behind_seconds: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["watermark"] = self.watermark.isoformat() if self.watermark else None
+        for name in ("watermark", "slowest_watermark"):
+            when = getattr(self, name)
+            data[name] = when.isoformat() if when else None
         return data
 
 
+def _behind(now: datetime, when: datetime | None) -> float | None:
+    return round((now - when).total_seconds(), 1) if when is not None else None
+
+
 async def gather(
-    settings: Settings, bootstrap: str, dsn: str, services: Sequence[Service]
+    settings: Settings,
+    bootstrap: str,
+    databases: Mapping[str, str] | str,
+    services: Sequence[Service],
 ) -> list[ServiceStatus]:
+    """`databases`: one DSN for every service, or one per service (each in its schema)."""
     now = datetime.now(UTC)
-    conn = await asyncpg.connect(dsn)
     admin = AIOKafkaAdminClient(**client_options(settings, bootstrap), client_id="ipfleet-status")
     await admin.start()
     dead_by_topic: dict[str, list[dead_letters.DeadLetter]] = {}
@@ -67,10 +81,13 @@ async def gather(
                 await _subscription(settings, bootstrap, admin, service.name, c.topic)
                 for c in service.consumers
             ]
-            row = await conn.fetchrow(OUTBOX_SQL, service.name)
-            watermark = await conn.fetchval(
-                "SELECT watermark FROM service_clock WHERE service = $1", service.name
-            )
+            dsn = databases if isinstance(databases, str) else databases[service.name]
+            conn = await database.connect(dsn, service.name)
+            try:
+                row = await conn.fetchrow(OUTBOX_SQL, service.name)
+                furthest, slowest = await event_time(conn, service.name)
+            finally:
+                await conn.close()
             counts: dict[str, int] = {}
             reasons: dict[str, dict[str, int]] = {}
             for consumer in service.consumers:
@@ -91,18 +108,17 @@ async def gather(
                     subscriptions=subscriptions,
                     outbox_pending=int(row["pending"]),
                     outbox_oldest_seconds=round(float(row["oldest"]), 1),
-                    watermark=watermark,
-                    watermark_behind_seconds=(
-                        round((now - watermark).total_seconds(), 1) if watermark else None
-                    ),
+                    watermark=furthest,
+                    watermark_behind_seconds=_behind(now, furthest),
                     dead_letters_24h=counts,
                     dead_letter_reasons_24h=reasons,
+                    slowest_watermark=slowest,
+                    slowest_behind_seconds=_behind(now, slowest),
                 )
             )
         return statuses
     finally:
         await admin.close()
-        await conn.close()
 
 
 async def _subscription(
@@ -151,9 +167,16 @@ def render(statuses: Sequence[ServiceStatus]) -> str:
         lines.append(f"  outbox: {s.outbox_pending} pending{oldest}")
         if s.watermark is not None:
             lines.append(
-                f"  event time: {s.watermark:%Y-%m-%dT%H:%M:%SZ} "
+                f"  event time: furthest {s.watermark:%Y-%m-%dT%H:%M:%SZ} "
                 f"({_duration(s.watermark_behind_seconds or 0)} behind the wall clock)"
             )
+            if s.slowest_watermark is not None:
+                lines.append(
+                    f"              slowest  {s.slowest_watermark:%Y-%m-%dT%H:%M:%SZ} "
+                    f"({_duration(s.slowest_behind_seconds or 0)} behind the wall clock)"
+                )
+            else:
+                lines.append("              slowest  not known: a partition is not read yet")
         else:
             lines.append("  event time: nothing applied yet")
         dead = {t: n for t, n in s.dead_letters_24h.items() if n}
@@ -186,14 +209,11 @@ def _duration(seconds: float) -> str:
 async def show(
     settings: Settings,
     bootstrap: str,
-    dsn: str,
+    databases: Mapping[str, str] | str,
+    services: Sequence[Service],
     *,
     as_json: bool = False,
-    names: Sequence[str] = ("all",),
 ) -> str:
-    """The status screen (or JSON) of the named services, for `ipfleet status`."""
-    from shared.services_registry import build_service, expand
-
-    services = [build_service(name, settings) for name in expand(list(names))]
-    statuses = await gather(settings, bootstrap, dsn, services)
+    """The status screen (or JSON) of `services`, for `ipfleet status`."""
+    statuses = await gather(settings, bootstrap, databases, services)
     return render_json(statuses) if as_json else render(statuses)

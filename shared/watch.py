@@ -129,7 +129,8 @@ def render(
         + (f"  [{filters}]" if filters else ""),
         "  " + "  ".join(f"{s}: {n}" for s, n in sorted(counts.items())),
         "",
-        f"{'ACCOUNT':<16} {'IP_ID':<24} {'ADDRESS':<15} {'STATUS':<10} {'WARM-UP':<10} "
+        # Wide enough for every status of the contract (provisioning, not_started...).
+        f"{'ACCOUNT':<16} {'IP_ID':<24} {'ADDRESS':<15} {'STATUS':<12} {'WARM-UP':<11} "
         f"{'DAY':>3} {'PROGRESS':>8} {'SENT/LIMIT':>17} {'SCORE':>5}  LAST",
     ]
     for ip in shown:
@@ -137,7 +138,7 @@ def render(
         day = "-" if ip.day is None else str(ip.day)
         lines.append(
             f"{ip.account_id[:16]:<16} {ip.ip_id[:24]:<24} {ip.address[:15]:<15} "
-            f"{ip.status[:10]:<10} {ip.warmup_status[:10]:<10} {day:>3} {ip.progress:>8.0%} "
+            f"{ip.status[:12]:<12} {ip.warmup_status[:11]:<11} {day:>3} {ip.progress:>8.0%} "
             f"{f'{ip.sent_today}/{limit}':>17} {ip.score:>5}  {ip.last_event}"
         )
     if not shown:

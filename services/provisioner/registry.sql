@@ -27,20 +27,29 @@ INSERT INTO ips (ip_id, account_id, address, region, status, pool, rdns, auto_wa
 VALUES ($1, $2, $3::inet, $4, 'provisioning', $5, $6, $7, $8, $9, $10);
 
 -- name: lock_ip
-SELECT ip_id, account_id, status FROM ips WHERE ip_id = $1 FOR UPDATE;
+SELECT ip_id, account_id, host(address) AS address, region, status, pool, rdns,
+       cooldown_until, release_cause
+FROM ips WHERE ip_id = $1
+FOR UPDATE;
 
 -- name: start_cooldown
-UPDATE ips SET status = 'cooldown', cooldown_until = $2, release_cause = $3 WHERE ip_id = $1;
+UPDATE ips SET status = 'cooldown', cooldown_until = $2, release_cause = $3,
+               cooldown_partition = $4
+WHERE ip_id = $1;
 
 -- name: update_ip
 UPDATE ips SET pool = COALESCE($2, pool), rdns = COALESCE($3, rdns) WHERE ip_id = $1;
 
 -- name: due_releases
-SELECT ip_id, cooldown_until, release_cause FROM ips
-WHERE status = 'cooldown' AND cooldown_until <= $1
-ORDER BY cooldown_until, ip_id
+-- Cooldowns over on the clock of the partition their release was read from ($1 partitions,
+-- $2 their clocks).
+SELECT i.ip_id, i.cooldown_until, i.release_cause FROM ips i
+JOIN unnest($1::integer[], $2::timestamptz[]) AS c(partition, watermark)
+  ON c.partition = i.cooldown_partition
+WHERE i.status = 'cooldown' AND i.cooldown_until <= c.watermark
+ORDER BY i.cooldown_until, i.ip_id
 LIMIT 500
-FOR UPDATE SKIP LOCKED;
+FOR UPDATE OF i SKIP LOCKED;
 
 -- name: release
 UPDATE ips SET status = 'released', released_at = cooldown_until WHERE ip_id = $1;

@@ -8,13 +8,14 @@ from functools import partial
 import asyncpg
 import structlog
 
-from services.provisioner import handlers, inventory
+from services.provisioner import handlers, store
+from services.provisioner.settings import ProvisionerSettings
 from shared.command_results import answer_invalid_command
+from shared.consumer import Consumer, by_type
 from shared.contract import topics
 from shared.contract.envelope import CloudEvent
-from shared.contract.events import COMMANDS, IpRequested, IpRequestRejected
+from shared.contract.events import COMMANDS, REGISTRY_TYPES, IpRequested, IpRequestRejected
 from shared.messages import Emit, Rejected
-from shared.pipeline import Consumer, by_type
 from shared.runtime import Service, Sweep
 from shared.settings import Settings
 
@@ -41,15 +42,16 @@ def answer_invalid_request(event: CloudEvent, rejected: Rejected) -> Sequence[Em
     ]
 
 
-async def _load_inventory(pool: asyncpg.Pool, settings: Settings) -> None:
-    async with pool.acquire() as conn:
-        for region, network in settings.inventory_ranges():
-            added = await inventory.add_range(conn, network, region)
-            if added:
-                log.info("inventory loaded", region=region, range=str(network), added=added)
+def build(settings: Settings, own: ProvisionerSettings) -> Service:
+    """The provisioner, on the fleet's `settings` and its `own`."""
 
+    async def load_inventory(pool: asyncpg.Pool, _: Settings) -> None:
+        async with pool.acquire() as conn:
+            for region, network in own.inventory_ranges():
+                added = await store.add_range(conn, network, region)
+                if added:
+                    log.info("inventory loaded", region=region, range=str(network), added=added)
 
-def build(settings: Settings) -> Service:
     return Service(
         name=NAME,
         consumers=[
@@ -57,7 +59,7 @@ def build(settings: Settings) -> Service:
                 service=NAME,
                 topic=topics.IP_REQUESTED,
                 types={"ip.requested": IpRequested},
-                handle=partial(handlers.on_ip_requested, settings=settings),
+                handle=partial(handlers.on_ip_requested, settings=own),
                 answer_invalid=answer_invalid_request,
             ),
             Consumer(
@@ -67,19 +69,23 @@ def build(settings: Settings) -> Service:
                 others=frozenset(COMMANDS) - set(OWN_COMMANDS),
                 handle=by_type(
                     {
-                        "ip.release": partial(handlers.on_ip_release, settings=settings),
-                        "ip.update": partial(handlers.on_ip_update, settings=settings),
+                        "ip.release": partial(handlers.on_ip_release, settings=own),
+                        "ip.update": partial(handlers.on_ip_update, settings=own),
                     }
                 ),
                 answer_invalid=answer_invalid_command,
             ),
         ],
-        sweeps=[Sweep("release-after-cooldown", handlers.release_due)],
+        sweeps=[
+            Sweep(
+                "release-after-cooldown",
+                partial(handlers.release_due, lateness=own.cooldown_lateness),
+            )
+        ],
         publishes=[
-            (topics.IP_PROVISIONED, ["ip.provisioned"]),
+            (topics.IP_PROVISIONED, list(REGISTRY_TYPES)),
             (topics.IP_REQUEST_REJECTED, ["ip.request_rejected"]),
-            (topics.IP_STATE_CHANGED, ["ip.updated", "ip.cooldown_started", "ip.released"]),
             (topics.IP_COMMAND_RESULTS, ["command.accepted", "command.rejected"]),
         ],
-        on_start=_load_inventory,
+        on_start=load_inventory,
     )

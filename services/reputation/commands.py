@@ -1,7 +1,8 @@
 """What `ipfleet pool list`, `ipfleet domain list` and `ipfleet domain history` print.
 
-They read the reputation service's tables (and the registry's, for addresses) directly; they
-change nothing. Row formatting is kept in small pure functions so it can be tested alone.
+They read the reputation service's own tables (its copy of the IPs, learnt from events, for
+addresses and statuses); they change nothing. Row formatting is kept in small pure functions
+so it can be tested alone.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import asyncpg
 
 from services.reputation.domain.assignment import DomainState
 from services.reputation.domain.bands import Band
-from shared.ip_view import merged_status
+from shared import database
 from shared.sql import load_statements
 
+SCHEMA = "reputation"  # the service's own schema
 POOLS = load_statements("services.reputation", "pools.sql")
 DOMAINS = load_statements("services.reputation", "domains.sql")
 
@@ -74,8 +76,7 @@ def pool_heading(row: Mapping[str, Any]) -> str:
 def ip_line(ip_id: str, ip: Mapping[str, Any] | None) -> str:
     if ip is None:
         return f"    {ip_id}  (not in the registry)"
-    status = merged_status(ip["registry_status"], ip["warmup_status"])
-    return f"    {ip_id}  {ip['address']:<16} {status}"
+    return f"    {ip_id}  {ip['address']:<16} {ip['status']}"
 
 
 HISTORY_HEADER = (
@@ -135,7 +136,7 @@ def domain_line(row: Mapping[str, Any]) -> str:
 
 
 async def _fetch(dsn: str, *queries: tuple[str, Sequence[Any]]) -> list[list[asyncpg.Record]]:
-    conn = await asyncpg.connect(dsn)
+    conn = await database.connect(dsn, SCHEMA)
     try:
         return [await conn.fetch(sql, *args) for sql, args in queries]
     finally:
@@ -144,7 +145,7 @@ async def _fetch(dsn: str, *queries: tuple[str, Sequence[Any]]) -> list[list[asy
 
 async def print_pools(dsn: str, account: str | None, echo: Echo) -> None:
     """Every named pool (and each account's dynamic pools) with its IPs."""
-    conn = await asyncpg.connect(dsn)
+    conn = await database.connect(dsn, SCHEMA)
     try:
         rows = await conn.fetch(POOLS.list_pools, account)
         ip_ids = sorted({ip for row in rows for ip in row["ip_ids"]})

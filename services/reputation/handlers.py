@@ -187,17 +187,21 @@ async def on_pool_remove_ip(conn: asyncpg.Connection, event: Received) -> Sequen
 
 
 async def on_ip_provisioned(conn: asyncpg.Connection, event: Received) -> Sequence[Emit]:
-    """A new IP joins the pool its request named, else the account's default pool."""
+    """A new IP is known from now on, and joins the pool its request named, else the
+    account's default pool."""
     data: IpProvisioned = event.data
     await store.lock_account(conn, data.account_id)
+    await store.ip_provisioned(
+        conn, data.ip_id, data.account_id, data.address, data.status, event.time
+    )
     before = await store.load_pools(conn, data.account_id)
     name = pools.pool_for_new_ip(before, data.pool)
     if name is None:
         if data.pool is not None:
             log.warning("new IP names a pool the account does not have", pool=data.pool)
         return []
-    # The registry's status now, not the event's: a replayed ip.provisioned of an IP released
-    # since must not bring it back into a pool.
+    # The status as this service knows it now, not the event's: an IP whose ip.state_changed
+    # said released (read first: another topic) must not come back into a pool.
     status = await store.ip_status(conn, data.account_id, data.ip_id)
     after = pools.add_ip(before, name, data.ip_id, status)
     if isinstance(after, Refusal):
@@ -207,10 +211,21 @@ async def on_ip_provisioned(conn: asyncpg.Connection, event: Received) -> Sequen
     return [pool_event("pool.ip_added", data.account_id, _pool(after, name), ip_id=data.ip_id)]
 
 
-async def on_ip_released(conn: asyncpg.Connection, event: Received) -> Sequence[Emit]:
-    """A released IP leaves every named pool and every dynamic pool it was in."""
+async def on_ip_state_changed(conn: asyncpg.Connection, event: Received) -> Sequence[Emit]:
+    """Keep the IP's status as warmup's `ip.state_changed` carries it (with its whole view);
+    a released IP also leaves its pools."""
     data: IpView = event.data
     await store.lock_account(conn, data.account_id)
+    await store.ip_state_changed(
+        conn, data.ip_id, data.account_id, data.address, data.status, event.time
+    )
+    if event.type == "ip.released":
+        return await _release(conn, data)
+    return []
+
+
+async def _release(conn: asyncpg.Connection, data: IpView) -> list[Emit]:
+    """A released IP leaves every named pool and every dynamic pool it was in."""
     before = await store.load_pools(conn, data.account_id)
     config = await store.load_dynamic_config(conn, data.account_id)
     named = before.names_containing(data.ip_id)

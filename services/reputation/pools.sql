@@ -37,11 +37,20 @@ DELETE FROM pool_ips WHERE account_id = $1 AND pool = $2 AND ip_id = $3;
 DELETE FROM pool_ips WHERE account_id = $1 AND ip_id = $2;
 
 -- name: ip_statuses
--- The registry's (provisioner's) IPs of one account among $2, with both halves of the
--- status; shared.ip_view.merged_status makes the one status on the wire.
-SELECT i.ip_id, i.status AS registry_status, w.status AS warmup_status
-FROM ips i LEFT JOIN ip_warmup_views w USING (ip_id)
-WHERE i.account_id = $1 AND i.ip_id = ANY($2::text[]);
+-- The account's IPs among $2 with their status, as this service learnt them from events.
+SELECT ip_id, status FROM ips WHERE account_id = $1 AND ip_id = ANY($2::text[]);
+
+-- name: ip_provisioned
+-- A new IP; one already known (its ip.state_changed read first: another topic) keeps the
+-- status it has.
+INSERT INTO ips (ip_id, account_id, address, status, updated_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (ip_id) DO NOTHING;
+
+-- name: ip_state_changed
+INSERT INTO ips (ip_id, account_id, address, status, updated_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (ip_id) DO UPDATE
+SET account_id = EXCLUDED.account_id, address = EXCLUDED.address, status = EXCLUDED.status,
+    updated_at = EXCLUDED.updated_at;
 
 -- name: dynamic_config
 SELECT enabled, thresholds FROM dynamic_pool_config WHERE account_id = $1;
@@ -69,7 +78,7 @@ DELETE FROM dynamic_pool_ips WHERE account_id = $1 AND ip_id = $2;
 
 -- name: list_pools
 -- For `ipfleet pool list`: named pools, then dynamic pools, each with its IPs' addresses and
--- merged statuses.
+-- statuses.
 SELECT p.account_id, p.name, p.is_default, NULL::boolean AS enabled, p.seq AS position,
        coalesce(array_agg(pi.ip_id ORDER BY pi.seq) FILTER (WHERE pi.ip_id IS NOT NULL),
                 '{}'::text[]) AS ip_ids
@@ -90,7 +99,4 @@ GROUP BY c.account_id, d.pool, c.enabled
 ORDER BY 1, 4 NULLS FIRST, 5;
 
 -- name: ip_addresses
-SELECT i.ip_id, host(i.address) AS address, i.status AS registry_status,
-       w.status AS warmup_status
-FROM ips i LEFT JOIN ip_warmup_views w USING (ip_id)
-WHERE i.ip_id = ANY($1::text[]);
+SELECT ip_id, address, status FROM ips WHERE ip_id = ANY($1::text[]);

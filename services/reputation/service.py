@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from services.reputation import handlers
+from services.reputation.settings import ReputationSettings
 from shared.command_results import answer_invalid_command
+from shared.consumer import Consumer, by_type
 from shared.contract import topics
 from shared.contract.events import (
     COMMANDS,
     IP_STATE_TYPES,
     POOL_STATE_TYPES,
+    REGISTRY_TYPES,
     DomainHealthChecked,
     IpProvisioned,
     IpView,
 )
-from shared.pipeline import Consumer, by_type
 from shared.runtime import Service
 from shared.settings import Settings
 from shared.sql import load_statements
@@ -35,7 +37,8 @@ COMMAND_HANDLERS = {
 }
 
 
-def build(settings: Settings) -> Service:
+def build(settings: Settings, own: ReputationSettings | None = None) -> Service:
+    """The reputation service. It has no settings of its own beyond its database."""
     return Service(
         name=NAME,
         consumers=[
@@ -57,15 +60,16 @@ def build(settings: Settings) -> Service:
                 service=NAME,
                 topic=topics.IP_PROVISIONED,
                 types={"ip.provisioned": IpProvisioned},
+                # The registry's later changes reach this service with the IP's whole view,
+                # on ip.state_changed.
+                others=frozenset(REGISTRY_TYPES) - {"ip.provisioned"},
                 handle=handlers.on_ip_provisioned,
             ),
             Consumer(
                 service=NAME,
                 topic=topics.IP_STATE_CHANGED,
-                types={"ip.released": IpView},
-                # The IP's other changes are valid, and none of this service's business.
-                others=frozenset(IP_STATE_TYPES) - {"ip.released"},
-                handle=handlers.on_ip_released,
+                types=dict.fromkeys(IP_STATE_TYPES, IpView),
+                handle=handlers.on_ip_state_changed,
             ),
         ],
         gauges=load_statements("services.reputation", "metrics.sql"),

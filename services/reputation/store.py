@@ -18,7 +18,6 @@ from services.reputation.domain.assignment import DomainState, Judgement, Move
 from services.reputation.domain.bands import HealthMetrics
 from services.reputation.domain.pools import AccountPools, DynamicPoolIps, IpStatus, NamedPool
 from services.reputation.domain.thresholds import DEFAULT_THRESHOLDS, DynamicPoolThresholds
-from shared.ip_view import merged_status
 from shared.sql import load_statements
 
 POOLS = load_statements("services.reputation", "pools.sql")
@@ -78,19 +77,30 @@ async def release_from_pools(conn: asyncpg.Connection, account_id: str, ip_id: s
     await conn.execute(POOLS.release_from_dynamic_pools, account_id, ip_id)
 
 
-# ---- the registry's IPs (read only: the provisioner and warmup own them) ---------------------
+# ---- the IPs, as this service learns them from events ------------------------------------------
+
+
+async def ip_provisioned(
+    conn: asyncpg.Connection, ip_id: str, account_id: str, address: str, status: str, at: datetime
+) -> None:
+    """A new IP (`ip.provisioned`); one known already keeps its status."""
+    await conn.execute(POOLS.ip_provisioned, ip_id, account_id, address, status, at)
+
+
+async def ip_state_changed(
+    conn: asyncpg.Connection, ip_id: str, account_id: str, address: str, status: str, at: datetime
+) -> None:
+    """The IP's status as its latest `ip.state_changed` carries it."""
+    await conn.execute(POOLS.ip_state_changed, ip_id, account_id, address, status, at)
 
 
 async def ip_statuses(
     conn: asyncpg.Connection, account_id: str, ip_ids: Sequence[str]
 ) -> dict[str, IpStatus]:
     """The status (as on the wire) of each of `ip_ids` that is one of the account's dedicated
-    IPs. Another account's IP, or an unknown id, is simply absent."""
+    IPs. Another account's IP, or one whose ip.provisioned is not read yet, is absent."""
     rows = await conn.fetch(POOLS.ip_statuses, account_id, list(dict.fromkeys(ip_ids)))
-    return {
-        r["ip_id"]: cast(IpStatus, merged_status(r["registry_status"], r["warmup_status"]))
-        for r in rows
-    }
+    return {r["ip_id"]: cast(IpStatus, r["status"]) for r in rows}
 
 
 async def ip_status(conn: asyncpg.Connection, account_id: str, ip_id: str) -> IpStatus | None:

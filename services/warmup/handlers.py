@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from operator import attrgetter
 from typing import cast
 
 import asyncpg
@@ -14,20 +13,28 @@ import structlog
 
 from services.warmup import store
 from services.warmup.domain.attribution import Owner, attribute
-from services.warmup.domain.catch_up import STOPPED, catch_up, decision_time, render
+from services.warmup.domain.catch_up import (
+    STOPPED,
+    catch_up,
+    decision_time,
+    render,
+    render_as_of,
+)
 from services.warmup.domain.event_time import hour_start
 from services.warmup.domain.reputation import score_window
 from services.warmup.domain.rules import Mode, WarmupRules
 from services.warmup.domain.schedules import Schedule, UnknownSchedule, select_schedule
 from services.warmup.domain.send_counts import ZERO, SendCounters
 from services.warmup.domain.state import Step, WarmupState
-from services.warmup.domain.transitions import Transition
+from services.warmup.domain.transitions import DailyLimitReached, HourlyLimitReached, Transition
 from services.warmup.domain.warmup_day import WarmupRejected, start
+from services.warmup.ip_view import merged_status, view_from_row
 from services.warmup.store import IpRecord
-from shared import command_results
+from shared import command_results, event_clock
 from shared.command_results import accepted
 from shared.contract import topics
-from shared.contract.events import IpProvisioned, IpView, IpWarmupStart, SendRecorded
+from shared.contract.events import IpProvisioned, IpRegistryChanged, IpWarmupStart, SendRecorded
+from shared.event_clock import Clocks
 from shared.messages import BatchResult, Cause, Emit, Received, Rejected
 
 log = structlog.get_logger(__name__)
@@ -67,70 +74,83 @@ async def settle(
     conn: asyncpg.Connection,
     config: WarmupConfig,
     ips: Sequence[IpRecord],
-    now: datetime,
+    nows: Mapping[str, datetime],
     causes: Mapping[str, str],
     decided: Mapping[str, Step] | None = None,
     *,
     refresh_all: bool = False,
 ) -> list[Emit]:
-    """Close what `now` allows for each IP, save the states that changed, rewrite their views
-    (every IP's with `refresh_all`) and return one `ip.state_changed` per transition.
+    """Close what each IP's own `nows[ip_id]` allows, save the states that changed, rewrite
+    their views (every IP's with `refresh_all`) and return one `ip.state_changed` per
+    transition.
 
     `decided` holds steps already taken (a start) whose state is the starting point and
-    whose transitions come first. The id of each event derives from `(ip_id, transition
-    key)` alone, so whichever of a batch or the sweep decides a transition emits the same id.
+    whose transitions come first. Each event shows the IP as of its transition
+    (`render_as_of`), so its data does not depend on how far the IP's partition had been
+    read when it was decided; its id derives from `(ip_id, transition key)` alone, so
+    whichever of a batch or the sweep decides a transition emits the same id. A decided
+    step (a command's) and a limit reached name their cause (`causes[ip_id]`: the command,
+    or the send read last); a transition decided by event time passing carries none.
     """
     if not ips:
         return []
     decided = decided or {}
-    today = now.date()
     since = {}
     for ip in ips:
         state = decided[ip.ip_id].state if ip.ip_id in decided else ip.state
+        today = nows[ip.ip_id].date()
         since[ip.ip_id] = min(state.current_date or today, today)
     counters = await store.counters_since(conn, since)
 
     states: dict[str, WarmupState] = {}
-    emitting: list[tuple[str, tuple[Transition, ...]]] = []
+    emitting: list[tuple[IpRecord, list[tuple[Transition, WarmupState]]]] = []
     for ip in ips:
         before = decided.get(ip.ip_id)
         state = before.state if before is not None else ip.state
         try:
-            state, transitions = catch_up(
+            step = catch_up(
                 state,
                 config.schedule_of(ip.ip_id, state),
                 config.rules,
                 counters.get(ip.ip_id, NO_SENDS),
-                now,
+                nows[ip.ip_id],
                 ip.stopped_by,
             )
         except Exception:
             # A state the rules cannot take must not stop the counting of every other IP.
             log.exception("could not bring the IP up to date", ip_id=ip.ip_id)
             continue
+        state = step.state
         if state != ip.state or before is not None or refresh_all:
             states[ip.ip_id] = state
-        events = tuple(
-            t
-            for t in (*(before.transitions if before else ()), *transitions)
+        moments = [
+            (t, after)
+            for t, after in (*(before.moments() if before else ()), *step.moments())
             if t.event_type is not None
-        )
-        if events:
-            emitting.append((ip.ip_id, events))
+        ]
+        if moments:
+            emitting.append((ip, moments))
     if not states:
         return []
 
-    first, last = score_window(now, config.rules)
-    windows = await store.window_totals(conn, list(states), first, last)
+    first = min(score_window(nows[i], config.rules)[0] for i in states)
+    last = max(nows[i].date() for i in states)
+    daily = await store.daily_totals(conn, list(states), first, last)
     views = {}
     for ip in ips:
         if ip.ip_id in states:
             state = states[ip.ip_id]
+            now = nows[ip.ip_id]
+            window_first, window_last = score_window(now, config.rules)
+            window = sum(
+                (c for d, c in daily.get(ip.ip_id, {}).items() if window_first <= d <= window_last),
+                start=ZERO,
+            )
             shown = render(
                 state,
                 config.schedule_of(ip.ip_id, state),
                 counters.get(ip.ip_id, NO_SENDS),
-                windows.get(ip.ip_id, ZERO),
+                window,
                 now,
                 ip.stopped_by,
             )
@@ -141,54 +161,97 @@ async def settle(
     if not emitting:
         return []
 
-    full = await store.load_views(conn, [ip_id for ip_id, _ in emitting])
+    commanded = {t for step in decided.values() for t in step.transitions}
+    rows = await store.view_rows(conn, [ip.ip_id for ip, _ in emitting])
     emits: list[Emit] = []
-    for ip_id, events in emitting:
-        view = full.get(ip_id)
-        if view is None:
-            log.error("no registry row for the IP; its events are not emitted", ip_id=ip_id)
+    for ip, moments in emitting:
+        row = rows.get(ip.ip_id)
+        if row is None:
+            log.error("no registry row for the IP; its events are not emitted", ip_id=ip.ip_id)
             continue
-        for transition in events:
-            event_type = cast(str, transition.event_type)
+        # The registry's part of the view, validated once; each event adds its own warm-up
+        # part, which the domain renders JSON-ready.
+        registry = view_from_row(row).model_dump(mode="json")
+        for transition, after in moments:
+            shown = render_as_of(
+                transition,
+                after,
+                config.schedule_of(ip.ip_id, after),
+                config.rules,
+                counters.get(ip.ip_id, NO_SENDS),
+                daily.get(ip.ip_id, {}),
+                ip.stopped_by,
+            )
+            view = {
+                **registry,
+                "status": merged_status(row["registry_status"], shown.view["status"]),
+                "warmup": shown.view,
+                "reputation_score": shown.score,
+            }
+            caused = transition in commanded or isinstance(
+                transition, DailyLimitReached | HourlyLimitReached
+            )
             emits.append(
                 Emit(
                     topics.IP_STATE_CHANGED,
-                    key=ip_id,
-                    type=event_type,
+                    key=ip.ip_id,
+                    type=cast(str, transition.event_type),
                     data=view,
                     cause=Cause(
-                        id=f"{ip_id}:{transition.key}",
+                        id=f"{ip.ip_id}:{transition.key}",
                         time=transition.at,
-                        causation_id=causes.get(ip_id),
+                        causation_id=causes.get(ip.ip_id) if caused else None,
                     ),
                 )
             )
-        log.info("warm-up changed", ip_id=ip_id, events=[t.key for t in events])
+        log.info("warm-up changed", ip_id=ip.ip_id, events=[t.key for t, _ in moments])
     return emits
 
 
+SENDS = f"{NAME}/{topics.SEND_RECORDED}"  # the subscription whose partitions are IPs' clocks
+
+
+async def _command_now(
+    conn: asyncpg.Connection, config: WarmupConfig, ip: IpRecord, event: Received
+) -> datetime:
+    """When an input from another topic (a command, the registry) brings an IP up to date:
+    at its own event time, but never past the IP's own clock (its send partition's, or the
+    slowest partition's before its first send), which another topic must not run ahead."""
+    own = await _own_clock(conn, ip)
+    at = decision_time(event.time, config.lateness)
+    return at if own is None else min(at, decision_time(own, config.lateness))
+
+
+async def _own_clock(conn: asyncpg.Connection, ip: IpRecord) -> datetime | None:
+    clock = await event_clock.load_subscription(conn, SENDS)
+    return clock.slowest() if ip.partition is None else clock.of(ip.partition)
+
+
 async def _known_ip(conn: asyncpg.Connection, ip_id: str) -> IpRecord | None:
-    """The IP as warmup keeps it, locked; one only the provisioner knows yet (its
-    ip.provisioned not read here yet: another topic) is registered from its registry row."""
-    ip = await store.lock_ip(conn, ip_id)
-    if ip is not None:
-        return ip
-    row = await store.registry_ip(conn, ip_id)
-    if row is None:
-        return None
-    await store.register(conn, ip_id, row["account_id"], row["address"], row["provisioned_at"])
+    """The IP as warmup keeps it, locked; None until its ip.provisioned has been read here
+    (a command naming it earlier is answered `not_found`, never half applied)."""
     return await store.lock_ip(conn, ip_id)
 
 
-# ---- ip.provisioned --------------------------------------------------------------------------
+async def _announced(
+    conn: asyncpg.Connection, ip_id: str, event_type: str, emits: list[Emit]
+) -> list[Emit]:
+    """`emits`, then `event_type` on `ip.state_changed` with the IP's whole view (the input
+    event is its cause)."""
+    view = (await store.load_views(conn, [ip_id]))[ip_id]
+    return [*emits, Emit(topics.IP_STATE_CHANGED, key=ip_id, type=event_type, data=view)]
+
+
+# ---- the registry's lifecycle (the provisioner's events on ip.provisioned) -------------------
 
 
 async def on_ip_provisioned(
     conn: asyncpg.Connection, event: Received, config: WarmupConfig
 ) -> Sequence[Emit]:
-    """Register the IP; with auto warm-up, start it at the event's time."""
+    """Register the IP; with auto warm-up, start it at the event's time. Either way the IP
+    gets its first `ip.state_changed` at once: `ip.warmup_started`, else `ip.registered`."""
     data: IpProvisioned = event.data
-    await store.register(conn, data.ip_id, data.account_id, data.address, event.time)
+    await store.register(conn, data, event.time)
     ip = await store.lock_ip(conn, data.ip_id)
     assert ip is not None
     decided: dict[str, Step] = {}
@@ -204,8 +267,22 @@ async def on_ip_provisioned(
             decided[ip.ip_id] = Step(not_started)
         else:
             decided[ip.ip_id] = start(ip.state, schedule, event.time, config.rules.default_mode)
-    now = decision_time(event.time, config.lateness)
-    return await settle(conn, config, [ip], now, {ip.ip_id: event.id}, decided, refresh_all=True)
+    nows = {ip.ip_id: await _command_now(conn, config, ip, event)}
+    emits = await settle(conn, config, [ip], nows, {ip.ip_id: event.id}, decided, refresh_all=True)
+    if any(e.type == "ip.warmup_started" for e in emits):
+        return emits
+    return await _announced(conn, ip.ip_id, "ip.registered", emits)
+
+
+async def on_ip_updated(
+    conn: asyncpg.Connection, event: Received, config: WarmupConfig
+) -> Sequence[Emit]:
+    """`ip.updated` (pool, rDNS): keep the registry's fields and announce the new view."""
+    data: IpRegistryChanged = event.data
+    if await _known_ip(conn, data.ip_id) is None:
+        await store.register(conn, data, event.time)
+    await store.registry_changed(conn, data)
+    return await _announced(conn, data.ip_id, "ip.updated", [])
 
 
 # ---- ip.commands: ip.warmup.start ------------------------------------------------------------
@@ -242,46 +319,49 @@ async def on_warmup_start(
         step = start(ip.state, schedule, event.time, mode)
     except WarmupRejected as error:
         return [_rejected(event, "conflict", f"{error.reason}: {error}")]
-    now = decision_time(event.time, config.lateness)
+    nows = {ip.ip_id: await _command_now(conn, config, ip, event)}
     emits = await settle(
-        conn, config, [ip], now, {ip.ip_id: event.id}, {ip.ip_id: step}, refresh_all=True
+        conn, config, [ip], nows, {ip.ip_id: event.id}, {ip.ip_id: step}, refresh_all=True
     )
     return [accepted(event), *emits]
 
 
-# ---- ip.state_changed: the provisioner's cooldown and release ---------------------------------
+# ---- the registry's cooldown and release -----------------------------------------------------
 
 
 async def on_ip_stopped(
     conn: asyncpg.Connection, event: Received, config: WarmupConfig
 ) -> Sequence[Emit]:
-    """`ip.cooldown_started` / `ip.released`: the warm-up stops (sends are still counted)."""
-    if event.event.source == f"ipfleet/{NAME}":
-        return []
-    data: IpView = event.data
+    """`ip.cooldown_started` / `ip.released`: the warm-up stops (sends are still counted),
+    and the event goes out on `ip.state_changed` with the IP's whole view."""
+    data: IpRegistryChanged = event.data
     ip = await _known_ip(conn, data.ip_id)
     if ip is None:
-        await store.register(conn, data.ip_id, data.account_id, data.address, event.time)
+        await store.register(conn, data, event.time)
+    await store.registry_changed(conn, data)
     await store.stop(conn, data.ip_id, event.time, event.type)
     ip = await store.lock_ip(conn, data.ip_id)
     assert ip is not None
     log.info("warm-up stopped", ip_id=ip.ip_id, by=event.type)
-    now = decision_time(event.time, config.lateness)
-    return await settle(conn, config, [ip], now, {}, refresh_all=True)
+    nows = {ip.ip_id: await _command_now(conn, config, ip, event)}
+    emits = await settle(conn, config, [ip], nows, {}, refresh_all=True)
+    return await _announced(conn, ip.ip_id, event.type, emits)
 
-
-_event_time = attrgetter("event.time")
 
 # ---- send.recorded (batches) -----------------------------------------------------------------
 
 
 async def on_sends(
-    conn: asyncpg.Connection, fresh: list[Received], config: WarmupConfig
+    conn: asyncpg.Connection,
+    fresh: list[Received],
+    clocks: Mapping[int, datetime],
+    config: WarmupConfig,
 ) -> BatchResult:
     """Count a batch of (already deduplicated) sends and bring the IPs they touch up to date.
 
-    Counting is one set-based upsert of the batch's tally; decisions are the domain sweep at
-    the batch's latest event time less the allowed lateness.
+    Counting is one set-based upsert of the batch's tally. Each IP is then judged on its own
+    partition's clock after the batch (`clocks`), less the allowed lateness: never on the
+    time of another partition's sends, which a batch may mix in.
     """
     sends = [cast(SendRecorded, item.data) for item in fresh]
     ips = await store.lock_by_address(conn, {data.ip for data in sends})
@@ -320,9 +400,15 @@ async def on_sends(
         await store.count_sends(conn, attribution.counted)
 
     touched = [ip for ip in ips if ip.ip_id in attribution.latest]
-    now = decision_time(max(map(_event_time, fresh)), config.lateness)
+    read_on = {ip_id: fresh[position].partition for ip_id, position in attribution.latest.items()}
+    await store.save_partitions(
+        conn, {ip.ip_id: read_on[ip.ip_id] for ip in touched if ip.partition != read_on[ip.ip_id]}
+    )
+    nows = {ip.ip_id: decision_time(clocks[read_on[ip.ip_id]], config.lateness) for ip in touched}
     causes = {ip_id: fresh[position].id for ip_id, position in attribution.latest.items()}
-    result.extend(await settle(conn, config, touched, now, causes))
+    # Every touched IP's view is rewritten, its state changed or not: its sends changed
+    # `sent_today`, and the view must not depend on which batch last changed the state.
+    result.extend(await settle(conn, config, touched, nows, causes, refresh_all=True))
     return result
 
 
@@ -330,14 +416,29 @@ async def on_sends(
 
 
 async def close_days(
-    conn: asyncpg.Connection, watermark: datetime, config: WarmupConfig
+    conn: asyncpg.Connection, clocks: Clocks, config: WarmupConfig
 ) -> Sequence[Emit]:
-    """Sweep on the service's event-time watermark: close the hours and days of IPs that
-    received no sends (holds), resume suspended IPs, re-warm idle active ones. Idempotent:
-    an IP's own watermark only moves forward, and event ids derive from transition keys.
+    """Close the hours and days of IPs whose partition moved on without sends for them
+    (holds), resume suspended IPs, re-warm idle active ones. Idempotent: an IP's own
+    watermark only moves forward, and event ids derive from transition keys.
 
-    The watermark is the fastest partition's, so the sweep allows more lateness than a
-    batch does (which judges only IPs of its own partition, at its own latest time)."""
-    now = decision_time(watermark, config.sweep_lateness)
-    ips = await store.due(conn, hour_start(now), sorted(config.schedules), config.sweep_batch)
-    return await settle(conn, config, ips, now, {})
+    Each IP is judged on its own send partition's clock, as a batch would judge it; an IP
+    none of whose sends was read yet (its partition unknown) on the slowest partition's
+    clock, with the sweep's larger allowance, and not at all until every partition has
+    been read."""
+    sends = clocks.of(SENDS)
+    nows_by_partition = {p: decision_time(at, config.lateness) for p, at in sends.judged().items()}
+    slowest = sends.slowest()
+    unplaced = decision_time(slowest, config.sweep_lateness) if slowest is not None else None
+    ips = await store.due(
+        conn,
+        {p: hour_start(now) for p, now in nows_by_partition.items()},
+        hour_start(unplaced) if unplaced is not None else None,
+        sorted(config.schedules),
+        config.sweep_batch,
+    )
+    nows = {
+        ip.ip_id: nows_by_partition[ip.partition] if ip.partition is not None else unplaced
+        for ip in ips
+    }
+    return await settle(conn, config, ips, nows, {})  # type: ignore[arg-type]

@@ -9,33 +9,24 @@ from services.warmup import handlers
 from services.warmup.handlers import NAME, WarmupConfig
 from services.warmup.settings import WarmupSettings
 from shared.command_results import answer_invalid_command
+from shared.consumer import Consumer, by_type
 from shared.contract import topics
 from shared.contract.events import (
     COMMANDS,
     IP_STATE_TYPES,
-    IpProvisioned,
-    IpView,
+    REGISTRY_DATA,
     IpWarmupStart,
     SendRecorded,
 )
-from shared.pipeline import Consumer
 from shared.runtime import Service, Sweep
 from shared.settings import Settings
 from shared.sql import load_statements
 
 OWN_COMMANDS = ("ip.warmup.start",)
-# The provisioner's end-of-life events stop a warm-up; the IP's other changes are known and
-# none of this service's business (its own events among them).
-STOPS = ("ip.cooldown_started", "ip.released")
-EMITS = (
-    "ip.warmup_started",
-    "ip.warmup_advanced",
-    "ip.daily_limit_reached",
-    "ip.hourly_limit_reached",
-    "ip.warmed",
-    "ip.suspended",
-    "ip.resumed",
-)
+# Warmup is the single writer of `ip.state_changed`: every type of it, each with the IP's
+# whole view (the registry's lifecycle it learns from the provisioner's `ip.provisioned`
+# topic among them).
+EMITS = IP_STATE_TYPES
 
 
 def config_from(warmup: WarmupSettings) -> WarmupConfig:
@@ -74,8 +65,15 @@ def build(settings: Settings, warmup: WarmupSettings | None = None) -> Service:
             Consumer(
                 service=NAME,
                 topic=topics.IP_PROVISIONED,
-                types={"ip.provisioned": IpProvisioned},
-                handle=partial(handlers.on_ip_provisioned, config=config),
+                types=REGISTRY_DATA,
+                handle=by_type(
+                    {
+                        "ip.provisioned": partial(handlers.on_ip_provisioned, config=config),
+                        "ip.updated": partial(handlers.on_ip_updated, config=config),
+                        "ip.cooldown_started": partial(handlers.on_ip_stopped, config=config),
+                        "ip.released": partial(handlers.on_ip_stopped, config=config),
+                    }
+                ),
             ),
             Consumer(
                 service=NAME,
@@ -84,13 +82,6 @@ def build(settings: Settings, warmup: WarmupSettings | None = None) -> Service:
                 others=frozenset(COMMANDS) - set(OWN_COMMANDS),
                 handle=partial(handlers.on_warmup_start, config=config),
                 answer_invalid=answer_invalid_command,
-            ),
-            Consumer(
-                service=NAME,
-                topic=topics.IP_STATE_CHANGED,
-                types=dict.fromkeys(STOPS, IpView),
-                others=frozenset(IP_STATE_TYPES) - set(STOPS),
-                handle=partial(handlers.on_ip_stopped, config=config),
             ),
         ],
         sweeps=[Sweep("close-days", partial(handlers.close_days, config=config))],

@@ -1,6 +1,7 @@
 """The warmup service's settings, from the environment (or `.env`), all prefixed
-`IPFLEET_WARMUP_`. Unset rule overrides keep `WarmupRules`' defaults (docs/warmup.md has
-each one with its source)."""
+`IPFLEET_WARMUP_` (its database: `IPFLEET_WARMUP_DATABASE_URL`, else `DATABASE_URL`).
+Unset rule overrides keep `WarmupRules`' defaults (docs/warmup.md has each one with its
+source)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from services.warmup.domain.rules import Mode, WarmupRules
 from services.warmup.domain.schedules import Schedule, load_schedules, select_schedule
+from shared.settings import ServiceSettings
 
 
-class WarmupSettings(BaseSettings):
+class WarmupSettings(ServiceSettings):
     model_config = SettingsConfigDict(
         env_file=".env", extra="ignore", env_prefix="IPFLEET_WARMUP_", populate_by_name=True
     )
@@ -34,10 +36,10 @@ class WarmupSettings(BaseSettings):
     sweep_lateness_minutes: float = Field(
         default=60.0,
         ge=0,
-        description="The close-days sweep's allowance: it judges IPs on the service's "
-        "watermark (the latest event time of any partition) less this, so that an IP whose "
-        "partition runs behind is not judged before its sends are read. IPs that send are "
-        "judged by their own batches, with `lateness_minutes`.",
+        description="Allowance for IPs none of whose sends has been read yet (their "
+        "send.recorded partition is not known): the close-days sweep judges them on the "
+        "slowest partition's clock less this. An IP whose sends are read is judged on its own "
+        "partition's clock less `lateness_minutes`, by its batches and by the sweep alike.",
     )
     dedup_retention_days: int = Field(
         default=7,

@@ -18,8 +18,8 @@ from services.warmup.domain.attribution import UnknownSends
 from services.warmup.domain.catch_up import counters_of, wide_rows
 from services.warmup.domain.send_counts import OUTCOMES, OutcomeCounts, SendCounters, TallyKey
 from services.warmup.domain.state import WarmupState
-from shared.contract.events import IpView
-from shared.ip_view import view_from_row
+from services.warmup.ip_view import view_from_row
+from shared.contract.events import IpRegistryChanged, IpView
 from shared.sql import load_statements
 
 SQL = load_statements("services.warmup", "warmup.sql")
@@ -39,6 +39,8 @@ class IpRecord:
     address: str
     state: WarmupState
     stopped_by: str | None = None
+    # The send.recorded partition its sends are read from; None before its first send.
+    partition: int | None = None
 
 
 def _record(row: asyncpg.Record) -> IpRecord:
@@ -48,33 +50,48 @@ def _record(row: asyncpg.Record) -> IpRecord:
         address=row["address"],
         state=WarmupState.model_validate_json(row["state"]),
         stopped_by=row["stopped_by"] if row["stopped_at"] is not None else None,
+        partition=row["send_partition"],
     )
 
 
 async def register(
-    conn: asyncpg.Connection, ip_id: str, account_id: str, address: str, provisioned_at: datetime
+    conn: asyncpg.Connection, registry: IpRegistryChanged, provisioned_at: datetime
 ) -> None:
-    """Add an IP warmup has not seen (warm-up not started); an IP it knows is left as is."""
+    """Add an IP warmup has not seen (warm-up not started), with the registry's fields; an
+    IP it knows is left as is."""
     await conn.execute(
         SQL.register,
-        ip_id,
-        account_id,
-        normal_address(address),
+        registry.ip_id,
+        registry.account_id,
+        normal_address(registry.address),
         provisioned_at,
         WarmupState().model_dump_json(),
         "not_started",
         None,
+        registry.region,
+        registry.pool,
+        registry.rdns,
+        registry.status,
+    )
+
+
+async def registry_changed(conn: asyncpg.Connection, registry: IpRegistryChanged) -> None:
+    """Keep the registry's fields as its latest lifecycle event carries them."""
+    await conn.execute(
+        SQL.registry_changed,
+        registry.ip_id,
+        registry.account_id,
+        normal_address(registry.address),
+        registry.region,
+        registry.pool,
+        registry.rdns,
+        registry.status,
     )
 
 
 async def lock_ip(conn: asyncpg.Connection, ip_id: str) -> IpRecord | None:
     row = await conn.fetchrow(SQL.lock_ip, ip_id)
     return _record(row) if row is not None else None
-
-
-async def registry_ip(conn: asyncpg.Connection, ip_id: str) -> asyncpg.Record | None:
-    """The provisioner's row of the IP (read only)."""
-    return await conn.fetchrow(SQL.registry_ip, ip_id)
 
 
 async def lock_by_address(conn: asyncpg.Connection, addresses: Iterable[str]) -> list[IpRecord]:
@@ -171,18 +188,60 @@ async def save_views(
 
 
 async def load_views(conn: asyncpg.Connection, ip_ids: Sequence[str]) -> dict[str, IpView]:
-    """The whole view of each IP, as `shared.ip_view.load_ip_view` reads one."""
+    """The whole view of each IP, as its `ip.state_changed` events carry it."""
     if not ip_ids:
         return {}
     return {row["ip_id"]: view_from_row(row) for row in await conn.fetch(SQL.views, list(ip_ids))}
 
 
+async def view_rows(conn: asyncpg.Connection, ip_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each IP's view row (registry and stored warm-up parts), to render events from."""
+    if not ip_ids:
+        return {}
+    return {row["ip_id"]: dict(row) for row in await conn.fetch(SQL.views, list(ip_ids))}
+
+
+async def all_views(conn: asyncpg.Connection) -> list[IpView]:
+    """Every IP's whole view, by account and address."""
+    return [view_from_row(row) for row in await conn.fetch(SQL.all_views)]
+
+
 async def due(
-    conn: asyncpg.Connection, before: datetime, schedules: Sequence[str], limit: int
+    conn: asyncpg.Connection,
+    before: Mapping[int, datetime],
+    before_unplaced: datetime | None,
+    schedules: Sequence[str],
+    limit: int,
 ) -> list[IpRecord]:
-    """Started, not stopped IPs (on a schedule we know) with an hour to close before
-    `before`; those a batch holds are skipped."""
-    return [_record(row) for row in await conn.fetch(SQL.due, before, list(schedules), limit)]
+    """Started, not stopped IPs (on a schedule we know) with an hour to close: before
+    `before[p]` for an IP read on partition p, before `before_unplaced` for one none of whose
+    sends was read yet (None: not judged); those a batch holds are skipped."""
+    parts = sorted(before)
+    rows = await conn.fetch(
+        SQL.due, parts, [before[p] for p in parts], before_unplaced, list(schedules), limit
+    )
+    return [_record(row) for row in rows]
+
+
+async def save_partitions(conn: asyncpg.Connection, partitions: Mapping[str, int]) -> None:
+    if not partitions:
+        return
+    ids = sorted(partitions)
+    await conn.execute(SQL.save_partitions, ids, [partitions[i] for i in ids])
+
+
+async def daily_totals(
+    conn: asyncpg.Connection, ip_ids: Sequence[str], first: date, last: date
+) -> dict[str, dict[date, OutcomeCounts]]:
+    """Each IP's outcome totals per UTC day over `first`..`last`."""
+    if not ip_ids:
+        return {}
+    totals: dict[str, dict[date, OutcomeCounts]] = {}
+    for row in await conn.fetch(SQL.daily_totals, list(ip_ids), first, last):
+        totals.setdefault(row["ip_id"], {})[row["day"]] = OutcomeCounts(
+            *(int(row[o]) for o in OUTCOMES)
+        )
+    return totals
 
 
 async def stop(conn: asyncpg.Connection, ip_id: str, at: datetime, by: str) -> None:

@@ -1,25 +1,27 @@
 -- name: register
--- An IP warmup has not seen before; an IP it knows keeps its row.
-INSERT INTO warmup_ips (ip_id, account_id, address, provisioned_at, state, status, closed_until)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
+-- An IP warmup has not seen before (its ip.provisioned); an IP it knows keeps its row.
+INSERT INTO warmup_ips (ip_id, account_id, address, provisioned_at, state, status, closed_until,
+                        region, pool, rdns, registry_status)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (ip_id) DO NOTHING;
 
+-- name: registry_changed
+-- The registry's fields as its latest lifecycle event carries them (ip.updated,
+-- ip.cooldown_started, ip.released); the warm-up state is left as it is.
+UPDATE warmup_ips
+SET account_id = $2, address = $3, region = $4, pool = $5, rdns = $6, registry_status = $7
+WHERE ip_id = $1;
+
 -- name: lock_ip
-SELECT ip_id, account_id, address, state, stopped_at, stopped_by
+SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition
 FROM warmup_ips WHERE ip_id = $1
 FOR UPDATE;
-
--- name: registry_ip
--- The provisioner's record of an IP, for a command or a stop that arrives before warmup
--- has read the IP's ip.provisioned (another topic, another consumer).
-SELECT ip_id, account_id, host(address) AS address, provisioned_at, status
-FROM ips WHERE ip_id = $1;
 
 -- name: lock_by_address
 -- The IPs a batch of sends names: per address, the IP provisioned last. Locked in ip_id
 -- order, so two batches (or a batch and a command) can never deadlock on them; the
 -- close-days sweep skips what is locked.
-SELECT ip_id, account_id, address, state, stopped_at, stopped_by
+SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition
 FROM warmup_ips
 WHERE ip_id IN (
     SELECT DISTINCT ON (address) ip_id
@@ -118,23 +120,48 @@ ON CONFLICT (ip_id) DO UPDATE SET
     updated_at = now();
 
 -- name: views
--- The whole view of each IP (as shared/ip_view.sql `one` reads it), for many IPs at once.
-SELECT i.ip_id, i.account_id, host(i.address) AS address, i.region, i.status AS registry_status,
-       i.pool, i.rdns, w.status AS warmup_status, w.warmup, w.reputation_score
-FROM ips i LEFT JOIN ip_warmup_views w USING (ip_id)
+-- The whole view of each IP (the registry's fields warmup keeps, and its warm-up part), for
+-- many IPs at once.
+SELECT i.ip_id, i.account_id, i.address, i.region, i.registry_status, i.pool, i.rdns,
+       w.status AS warmup_status, w.warmup, w.reputation_score
+FROM warmup_ips i LEFT JOIN ip_warmup_views w USING (ip_id)
 WHERE i.ip_id = ANY($1::text[]);
 
+-- name: all_views
+-- What `ipfleet ip list` shows: every IP's whole view.
+SELECT i.ip_id, i.account_id, i.address, i.region, i.registry_status, i.pool, i.rdns,
+       w.status AS warmup_status, w.warmup, w.reputation_score
+FROM warmup_ips i LEFT JOIN ip_warmup_views w USING (ip_id)
+ORDER BY i.account_id, i.address;
+
 -- name: due
--- IPs with an hour to close before $1, oldest first; those a batch holds are left for the
--- next run (they are being brought up to date anyway). An IP whose schedule is no longer
--- loaded ($2 lists those that are) cannot be judged and must not block the others.
-SELECT ip_id, account_id, address, state, stopped_at, stopped_by
-FROM warmup_ips
-WHERE stopped_at IS NULL AND status IN ('warming', 'suspended', 'active') AND closed_until < $1
-  AND state->>'schedule' = ANY($2::text[])
-ORDER BY closed_until, ip_id
-LIMIT $3
-FOR UPDATE SKIP LOCKED;
+-- IPs with an hour to close, oldest first: before the hour its own partition's clock allows
+-- ($1 partitions, $2 their hours), or, for an IP none of whose sends was read yet, before
+-- $3 (the slowest partition's; NULL: none). Those a batch holds are left for the next run
+-- (they are being brought up to date anyway). An IP whose schedule is no longer loaded ($4
+-- lists those that are) cannot be judged and must not block the others.
+SELECT w.ip_id, w.account_id, w.address, w.state, w.stopped_at, w.stopped_by, w.send_partition
+FROM warmup_ips w
+LEFT JOIN unnest($1::integer[], $2::timestamptz[]) AS h(partition, before)
+       ON h.partition = w.send_partition
+WHERE w.stopped_at IS NULL AND w.status IN ('warming', 'suspended', 'active')
+  AND w.closed_until < CASE WHEN w.send_partition IS NULL THEN $3 ELSE h.before END
+  AND w.state->>'schedule' = ANY($4::text[])
+ORDER BY w.closed_until, w.ip_id
+LIMIT $5
+FOR UPDATE OF w SKIP LOCKED;
+
+-- name: save_partitions
+-- The partition each IP's sends were read from (changes only if the topic is repartitioned).
+UPDATE warmup_ips AS w SET send_partition = t.partition
+FROM unnest($1::text[], $2::integer[]) AS t(ip_id, partition)
+WHERE w.ip_id = t.ip_id;
+
+-- name: daily_totals
+-- Outcome totals per IP and UTC day over the days $2..$3 (the score windows of events).
+SELECT ip_id, day, delivered, deferred, bounced, complained, dropped
+FROM warmup_daily_counts
+WHERE ip_id = ANY($1::text[]) AND day BETWEEN $2 AND $3;
 
 -- name: stop
 UPDATE warmup_ips

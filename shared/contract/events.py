@@ -186,13 +186,22 @@ COMMANDS: dict[str, type[AccountScoped]] = {
 # ---- outputs ----------------------------------------------------------------------------------
 
 
-class IpProvisioned(AccountScoped):
+class IpRegistryChanged(AccountScoped):
+    """`data` of the registry's lifecycle on the `ip.provisioned` topic (`ip.updated`,
+    `ip.cooldown_started`, `ip.released`): the registry's fields, written by the provisioner
+    alone. Other services keep their own copy of what they need from it."""
+
     ip_id: str
     address: str
     region: Region
     pool: str | None
     rdns: str | None
     status: IpStatus
+
+
+class IpProvisioned(IpRegistryChanged):
+    """`data` of `ip.provisioned`, the first event of an IP's registry lifecycle."""
+
     # Beyond the contract minimum: what warmup needs to start the warm-up on its own.
     auto_warmup: bool = True
     warmup_schedule: str | None = None
@@ -285,7 +294,14 @@ class DomainEvaluated(AccountScoped):
     metrics: dict[str, Any]
 
 
+# The registry's lifecycle, on the `ip.provisioned` topic (provisioner), in order.
+REGISTRY_TYPES = ("ip.provisioned", "ip.updated", "ip.cooldown_started", "ip.released")
+REGISTRY_DATA: dict[str, type[IpRegistryChanged]] = {
+    "ip.provisioned": IpProvisioned,
+    **dict.fromkeys(REGISTRY_TYPES[1:], IpRegistryChanged),
+}
 IP_STATE_TYPES = (
+    "ip.registered",
     "ip.warmup_started",
     "ip.warmup_advanced",
     "ip.daily_limit_reached",
@@ -321,3 +337,38 @@ EVENT_DATA: dict[str, type[EventData]] = {
     "command.rejected": CommandRejected,
     "domain.evaluated": DomainEvaluated,
 }
+
+# Types whose `data` on one topic differs from EVENT_DATA's (the registry's lifecycle on
+# `ip.provisioned` shares its type names with the IP's full view on `ip.state_changed`).
+TOPIC_DATA: dict[str, dict[str, type[EventData]]] = {"ip.provisioned": dict(REGISTRY_DATA)}
+
+
+def data_model(topic: str, event_type: str) -> type[EventData]:
+    """The model of `data` of `event_type` events on `topic`."""
+    return TOPIC_DATA.get(topic, {}).get(event_type) or EVENT_DATA[event_type]
+
+
+def message_name(topic: str, event_type: str) -> str:
+    """A name for `event_type` on `topic` that is unique across topics: the type itself,
+    or `type@topic` where the topic gives the type another `data`."""
+    if data_model(topic, event_type) is EVENT_DATA[event_type]:
+        return event_type
+    return f"{event_type}@{topic}"
+
+
+def split_message_name(name: str) -> tuple[str, str | None]:
+    """(event type, topic or None) of a `message_name`."""
+    event_type, _, topic = name.partition("@")
+    return event_type, topic or None
+
+
+def message_data(name: str) -> type[EventData]:
+    event_type, topic = split_message_name(name)
+    return data_model(topic, event_type) if topic is not None else EVENT_DATA[event_type]
+
+
+# Every message name: each type, and each type that a topic carries with another `data`.
+MESSAGE_NAMES = (
+    *EVENT_DATA,
+    *(message_name(topic, t) for topic, types in TOPIC_DATA.items() for t in types),
+)

@@ -1,5 +1,5 @@
 -- The consumer runtime every service stands on: inbox (what was applied), outbox (what to
--- publish), and each service's event-time clock.
+-- publish); the event-time clocks are in 0002. Applied in each service's own schema.
 
 -- Low-volume inbox: one row per applied input event, kept until an operator prunes it.
 CREATE TABLE inbox (
@@ -35,16 +35,11 @@ CREATE INDEX outbox_relay_order ON outbox (relay, txid, position);
 
 CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('ipfleet_outbox', '');
+    -- One channel per schema: a relay is woken by its own service's rows only.
+    PERFORM pg_notify('ipfleet_outbox_' || TG_TABLE_SCHEMA, '');
     RETURN NULL;
 END;
 $$;
 CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
     FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
 
--- The latest event time each service has processed: sweeps (cooldowns, warm-up day close)
--- run on this clock, never the worker's, so a replay rebuilds the same state.
-CREATE TABLE service_clock (
-    service   text        PRIMARY KEY,
-    watermark timestamptz NOT NULL
-);

@@ -16,11 +16,11 @@ from typing import Any
 import asyncpg
 import pytest
 
+from services.fleet import migrate
+from services.settings import FleetSettings
 from shared.client import Follower, Publisher
 from shared.infrastructure import provide_kafka, provide_postgres
-from shared.migrate import migrate
 from shared.runtime import Fleet, Service
-from shared.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -67,10 +67,10 @@ def topic_prefix() -> str:
 
 
 @pytest.fixture
-def settings_for(topic_prefix: str) -> Callable[..., Settings]:
+def settings_for(topic_prefix: str) -> Callable[..., FleetSettings]:
     """Settings for a test: its topic prefix, quick sweeps and polls, plus overrides."""
 
-    def make(**overrides: Any) -> Settings:
+    def make(**overrides: Any) -> FleetSettings:
         values: dict[str, Any] = {
             "KAFKA_TOPIC_PREFIX": topic_prefix,
             "KAFKA_TOPIC_PARTITIONS": 3,
@@ -86,7 +86,7 @@ def settings_for(topic_prefix: str) -> Callable[..., Settings]:
             "IPFLEET_HTTP_PORT": 0,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return FleetSettings(_env_file=None, **values)  # type: ignore[call-arg]
 
     return make
 
@@ -94,11 +94,11 @@ def settings_for(topic_prefix: str) -> Callable[..., Settings]:
 @pytest.fixture
 async def start_fleet(
     database: str, kafka_server: Any
-) -> AsyncIterator[Callable[[list[Service], Settings], Awaitable[Fleet]]]:
+) -> AsyncIterator[Callable[[list[Service], FleetSettings], Awaitable[Fleet]]]:
     """Start services in this process; all are stopped gracefully at the end of the test."""
     async with AsyncExitStack() as stack:
 
-        async def start(services: list[Service], settings: Settings) -> Fleet:
+        async def start(services: list[Service], settings: FleetSettings) -> Fleet:
             fleet = Fleet(services, settings, database, kafka_server.bootstrap_servers)
             await fleet.start()
             stack.push_async_callback(fleet.stop)
@@ -109,7 +109,7 @@ async def start_fleet(
 
 @pytest.fixture
 async def publisher(
-    kafka_server: Any, settings_for: Callable[..., Settings], topic_prefix: str
+    kafka_server: Any, settings_for: Callable[..., FleetSettings], topic_prefix: str
 ) -> AsyncIterator[Publisher]:
     async with Publisher(settings_for(), kafka_server.bootstrap_servers, topic_prefix) as p:
         yield p
@@ -117,7 +117,7 @@ async def publisher(
 
 @pytest.fixture
 def follow(
-    kafka_server: Any, settings_for: Callable[..., Settings], topic_prefix: str
+    kafka_server: Any, settings_for: Callable[..., FleetSettings], topic_prefix: str
 ) -> Iterator[Callable[[list[str]], Follower]]:
     """`async with follow([topics]) as seen:` reads those topics from the beginning."""
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 
 class ServiceProcess:
-    """`python -m shared run SERVICE` with its own environment; output goes to a log file."""
+    """`python -m services run SERVICE` with its own environment; output goes to a log file."""
 
     def __init__(self, services: list[str], env: dict[str, str], log_path: Path) -> None:
-        self._args = [sys.executable, "-m", "shared", "run", *services]
+        self._args = [sys.executable, "-m", "services", "run", *services]
         # Replicas run side by side: no health/metrics port unless the test gives one.
         self._env = {
             **os.environ,

@@ -2,7 +2,9 @@
 
 The consumer here is a small service of the test's own on `ip.requested`, whose handler
 refuses some accounts until the test "fixes" it: a handler's refusal (whose id the inbox
-recorded with it), a parse error, and an interrupted redrive, as an operator meets them."""
+recorded with it), a parse error, and an interrupted redrive, as an operator meets them. It
+stands in for the provisioner (its name, so its schema: where its inbox and the redrive's
+claims are kept)."""
 
 from __future__ import annotations
 
@@ -20,18 +22,21 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from services.settings import FleetSettings as Settings
+from shared import database as schemas
 from shared import dead_letters
 from shared.client import Follower, cloud_event
+from shared.consumer import Consumer
 from shared.contract import topics
 from shared.contract.events import IpRequested
 from shared.kafka import client_options
 from shared.messages import Emit, Received, Unprocessable
-from shared.pipeline import Consumer
 from shared.runtime import Service
-from shared.settings import Settings
 from tests.integration.waiting import wait_until
 
 pytestmark = pytest.mark.integration
+
+SERVICE = "provisioner"  # the schema the test's service works in (migrated for every test)
 
 
 class Clerk:
@@ -50,10 +55,10 @@ class Clerk:
 
     def service(self) -> Service:
         return Service(
-            name="clerk",
+            name=SERVICE,
             consumers=[
                 Consumer(
-                    service="clerk",
+                    service=SERVICE,
                     topic=topics.IP_REQUESTED,
                     types={"ip.requested": IpRequested},
                     handle=self.handle,
@@ -123,7 +128,7 @@ async def test_list_then_redrive_what_was_fixed_once_and_only_once(
     )
     found = await wait_for_letters(settings, bootstrap, 4)
     assert Counter(d.error_class for d in found) == {"Unprocessable": 3, "InvalidJson": 1}
-    assert {d.consumer for d in found} == {"clerk/ip.requested"}
+    assert {d.consumer for d in found} == {"provisioner/ip.requested"}
     assert all(("x-trace", b"abc") in d.headers for d in found)
     assert clerk.applied == {"acct_ok": 1}
 
@@ -135,7 +140,12 @@ async def test_list_then_redrive_what_was_fixed_once_and_only_once(
     clerk.refuse.clear()  # the fix is deployed
     said: list[str] = []
     dry = await dead_letters.redrive(
-        settings, bootstrap, database, topics.IP_REQUESTED, dry_run=True, progress=said.append
+        settings,
+        bootstrap,
+        {SERVICE: database},
+        topics.IP_REQUESTED,
+        dry_run=True,
+        progress=said.append,
     )
     assert (dry.matched, dry.would_send, dry.sent) == (4, 4, 0)
     await asyncio.sleep(1)
@@ -153,7 +163,7 @@ async def test_list_then_redrive_what_was_fixed_once_and_only_once(
         await dead_letters.redrive(
             settings,
             bootstrap,
-            database,
+            {SERVICE: database},
             topics.IP_REQUESTED,
             reason="Unprocessable",
             batch_size=1,
@@ -165,7 +175,7 @@ async def test_list_then_redrive_what_was_fixed_once_and_only_once(
     again = await dead_letters.redrive(
         settings,
         bootstrap,
-        database,
+        {SERVICE: database},
         topics.IP_REQUESTED,
         reason="Unprocessable",
         progress=said.append,
@@ -178,7 +188,7 @@ async def test_list_then_redrive_what_was_fixed_once_and_only_once(
     third = await dead_letters.redrive(
         settings,
         bootstrap,
-        database,
+        {SERVICE: database},
         topics.IP_REQUESTED,
         reason="Unprocessable",
         progress=said.append,
@@ -188,7 +198,7 @@ async def test_list_then_redrive_what_was_fixed_once_and_only_once(
     # The still-invalid one goes back to the DLQ, as a new dead letter with one set of
     # error headers: the old ones were not re-published.
     rest = await dead_letters.redrive(
-        settings, bootstrap, database, topics.IP_REQUESTED, progress=said.append
+        settings, bootstrap, {SERVICE: database}, topics.IP_REQUESTED, progress=said.append
     )
     assert rest.sent == 1
     found = await wait_for_letters(settings, bootstrap, 5)
@@ -219,7 +229,7 @@ async def test_redriven_messages_carry_the_original_bytes_key_and_headers(
     clerk.refuse.clear()
     async with follow([topics.IP_REQUESTED]) as seen:
         report = await dead_letters.redrive(
-            settings, bootstrap, database, topics.IP_REQUESTED, progress=lambda _: None
+            settings, bootstrap, {SERVICE: database}, topics.IP_REQUESTED, progress=lambda _: None
         )
         assert report.sent == 1
         copies = await seen.wait_for(lambda s: s.value == original, count=2)
@@ -251,7 +261,7 @@ async def test_the_cli_lists_and_redrives(
 
     def ipfleet(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "shared", *args],
+            [sys.executable, "-m", "services", *args],
             env=env,
             capture_output=True,
             text=True,
@@ -289,7 +299,7 @@ async def test_a_claim_left_unconfirmed_is_reported_and_sent_only_when_asked(
     found = await wait_for_letters(settings, bootstrap, 2)
     clerk.refuse.clear()
     # What a run killed between claiming and the broker's ack leaves behind.
-    conn = await asyncpg.connect(database)
+    conn = await schemas.connect(database, SERVICE)
     try:
         await conn.execute(
             'INSERT INTO dead_letter_redrives (dlq_topic, partition, "offset") '
@@ -301,14 +311,14 @@ async def test_a_claim_left_unconfirmed_is_reported_and_sent_only_when_asked(
         await conn.close()
     said: list[str] = []
     report = await dead_letters.redrive(
-        settings, bootstrap, database, topics.IP_REQUESTED, progress=said.append
+        settings, bootstrap, {SERVICE: database}, topics.IP_REQUESTED, progress=said.append
     )
     assert (report.sent, report.unconfirmed) == (1, 1)
     assert any("interrupted run" in line for line in said)
     report = await dead_letters.redrive(
         settings,
         bootstrap,
-        database,
+        {SERVICE: database},
         topics.IP_REQUESTED,
         retry_unconfirmed=True,
         progress=said.append,

@@ -12,16 +12,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
 import pytest
 
+from services.fleet import migrate
 from services.provisioner.service import build
+from services.settings import FleetSettings as Settings
+from shared import database as schemas
 from shared.client import cloud_event
 from shared.contract import topics
-from shared.migrate import migrate
 from shared.operations import HttpPortTaken
 from shared.runtime import Fleet
-from shared.settings import Settings
 from tests.integration.http import free_port, get, get_now, probe
 from tests.integration.waiting import wait_until
 
@@ -48,12 +48,12 @@ async def test_ready_once_every_subscription_joined_and_live(
     start_fleet: Any, settings_for: Callable[..., Settings]
 ) -> None:
     settings = served(settings_for)
-    fleet = await start_fleet([build(settings)], settings)
+    fleet = await start_fleet([build(settings, settings.provisioner)], settings)
     port = fleet.ops.port
     ready = await wait_for_status(port, "/health/ready", 200)
     assert ready["checks"]["database"] == "ok"
     assert {k for k, v in ready["checks"].items() if v == "joined"} == {
-        f"provisioner/{c.topic}" for c in build(settings).consumers
+        f"provisioner/{c.topic}" for c in build(settings, settings.provisioner).consumers
     }
     status, live = await probe(port, "/health/live")
     assert status == 200 and live["checks"] == {"event_loop": "ok"}
@@ -65,7 +65,7 @@ async def test_not_ready_while_stopping(
     start_fleet: Any, settings_for: Callable[..., Settings]
 ) -> None:
     settings = served(settings_for)
-    fleet = await start_fleet([build(settings)], settings)
+    fleet = await start_fleet([build(settings, settings.provisioner)], settings)
     await wait_for_status(fleet.ops.port, "/health/ready", 200)
     fleet.ops.probes.stopping = True
     status, body = await probe(fleet.ops.port, "/health/ready")
@@ -80,10 +80,15 @@ async def test_a_taken_port_stops_the_start_with_a_clear_error(
         taken.listen(1)
         port = taken.getsockname()[1]
         settings = settings_for(IPFLEET_HTTP_PORT=port, IPFLEET_HTTP_HOST="127.0.0.1")
-        fleet = Fleet([build(settings)], settings, database, kafka_server.bootstrap_servers)
+        fleet = Fleet(
+            [build(settings, settings.provisioner)],
+            settings,
+            database,
+            kafka_server.bootstrap_servers,
+        )
         with pytest.raises(HttpPortTaken, match=f"127.0.0.1:{port}.*IPFLEET_HTTP_PORT"):
             await fleet.start()
-        assert fleet.pool is None  # nothing else was started
+        assert fleet.pools == {}  # nothing else was started
 
         # The same through `ipfleet run`: exit code 2 and the message, at once.
         env = {
@@ -96,7 +101,7 @@ async def test_a_taken_port_stops_the_start_with_a_clear_error(
         }
         done = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "shared", "run", "provisioner"],
+            [sys.executable, "-m", "services", "run", "provisioner"],
             env=env,
             capture_output=True,
             timeout=60,
@@ -109,7 +114,7 @@ async def test_port_zero_serves_nothing(
     start_fleet: Any, settings_for: Callable[..., Settings]
 ) -> None:
     settings = settings_for(IPFLEET_HTTP_PORT=0)
-    fleet = await start_fleet([build(settings)], settings)
+    fleet = await start_fleet([build(settings, settings.provisioner)], settings)
     assert fleet.ops.port is None
 
 
@@ -117,7 +122,7 @@ async def test_live_fails_while_the_event_loop_is_blocked(
     start_fleet: Any, settings_for: Callable[..., Settings]
 ) -> None:
     settings = served(settings_for, IPFLEET_LIVENESS_LOOP_STALL_SECONDS=0.5)
-    fleet = await start_fleet([build(settings)], settings)
+    fleet = await start_fleet([build(settings, settings.provisioner)], settings)
     port = fleet.ops.port
     await wait_for_status(port, "/health/live", 200)
 
@@ -141,13 +146,13 @@ async def test_live_fails_while_a_batch_is_stuck_past_its_retry_budget(
     settings = served(
         settings_for, IPFLEET_RETRY_MAX_SECONDS=0.5, IPFLEET_LIVENESS_BATCH_GRACE_SECONDS=1
     )
-    fleet = await start_fleet([build(settings)], settings)
+    fleet = await start_fleet([build(settings, settings.provisioner)], settings)
     port = fleet.ops.port
     await wait_for_status(port, "/health/ready", 200)
 
     # Another session holds the inbox: the batch's claim waits on the lock, without an
     # error to retry or give up on: the pipeline is stuck on that batch.
-    blocker = await asyncpg.connect(database)
+    blocker = await schemas.connect(database, "provisioner")
     locked = blocker.transaction()
     await locked.start()
     await blocker.execute("LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE")
@@ -171,7 +176,12 @@ async def test_ready_follows_the_database_down_and_back(
     try:
         await migrate(server.url)
         settings = served(settings_for)
-        fleet = Fleet([build(settings)], settings, server.url, kafka_server.bootstrap_servers)
+        fleet = Fleet(
+            [build(settings, settings.provisioner)],
+            settings,
+            server.url,
+            kafka_server.bootstrap_servers,
+        )
         await fleet.start()
         port = fleet.ops.port
         await wait_for_status(port, "/health/ready", 200)
@@ -196,7 +206,7 @@ async def test_probes_and_scrapes_at_once_all_answer(
 ) -> None:
     """Readiness and metrics read Postgres on connections of their own, one reader each."""
     settings = served(settings_for, IPFLEET_METRICS_REFRESH_SECONDS=0)
-    fleet = await start_fleet([build(settings)], settings)
+    fleet = await start_fleet([build(settings, settings.provisioner)], settings)
     port = fleet.ops.port
     await wait_for_status(port, "/health/ready", 200)
     paths = ["/metrics", "/health/ready", "/health/live"] * 6

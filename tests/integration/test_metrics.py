@@ -10,16 +10,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 
 from services.provisioner.service import build as build_provisioner
 from services.reputation.service import build as build_reputation
+from services.settings import FleetSettings as Settings
 from services.warmup.service import build as build_warmup
 from services.warmup.settings import WarmupSettings
+from shared import database as schemas
 from shared.client import Follower, Publisher, cloud_event
 from shared.contract import topics
-from shared.settings import Settings
 from tests.integration.http import free_port, get, sample
 from tests.integration.waiting import wait_until
 
@@ -56,7 +56,7 @@ async def test_counts_applied_duplicates_and_dead_letters_per_batch(
         IPFLEET_HTTP_HOST="127.0.0.1",
         IPFLEET_METRICS_REFRESH_SECONDS=0,
     )
-    fleet = await start_fleet([build_provisioner(settings)], settings)
+    fleet = await start_fleet([build_provisioner(settings, settings.provisioner)], settings)
     port = fleet.ops.port
     where = {"service": "provisioner", "topic": "ip.requested"}
     requests = [
@@ -104,10 +104,17 @@ async def test_counts_applied_duplicates_and_dead_letters_per_batch(
     assert (sample(text, "ipfleet_relay_published_events_total", service="provisioner") or 0) >= 5
     assert (sample(text, "ipfleet_relay_publish_seconds_count", service="provisioner") or 0) >= 1
     # Read on scrape.
-    assert sample(text, "ipfleet_event_time_watermark_seconds", service="provisioner") == (
-        T0.timestamp()
+    # The partition clocks: the furthest read, and (once the partitions nothing was sent to
+    # are seen caught up) the slowest, both T0 here.
+    furthest = {"service": "provisioner", "clock": "furthest"}
+    assert sample(text, "ipfleet_event_time_watermark_seconds", **furthest) == T0.timestamp()
+    trailing = sample(text, "ipfleet_event_time_lag_seconds", **furthest)
+    assert trailing is not None and abs(trailing - (time.time() - T0.timestamp())) < 60
+    slowest = {"service": "provisioner", "clock": "slowest"}
+    text = await wait_for_sample(
+        port, "ipfleet_event_time_watermark_seconds", T0.timestamp(), **slowest
     )
-    trailing = sample(text, "ipfleet_event_time_lag_seconds", service="provisioner")
+    trailing = sample(text, "ipfleet_event_time_lag_seconds", **slowest)
     assert trailing is not None and abs(trailing - (time.time() - T0.timestamp())) < 60
     assert sample(text, "ipfleet_outbox_pending", service="provisioner") is not None
     assert sample(text, "ipfleet_outbox_oldest_age_seconds", service="provisioner") is not None
@@ -129,11 +136,11 @@ async def test_lag_shows_what_is_not_committed_yet(
         IPFLEET_METRICS_REFRESH_SECONDS=0,
         KAFKA_TOPIC_PARTITIONS=1,
     )
-    fleet = await start_fleet([build_provisioner(settings)], settings)
+    fleet = await start_fleet([build_provisioner(settings, settings.provisioner)], settings)
     port = fleet.ops.port
     where = {"service": "provisioner", "topic": "ip.requested", "partition": "0"}
     await wait_for_sample(port, "ipfleet_consumer_lag", 0, **where)
-    blocker = await asyncpg.connect(database)
+    blocker = await schemas.connect(database, "provisioner")
     locked = blocker.transaction()
     await locked.start()
     await blocker.execute("LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE")
@@ -165,7 +172,7 @@ async def test_service_gauges_warmup_ips_and_domain_moves(
         IPFLEET_METRICS_REFRESH_SECONDS=0,
     )
     services = [
-        build_provisioner(settings),
+        build_provisioner(settings, settings.provisioner),
         build_warmup(settings, WarmupSettings(_env_file=None)),  # type: ignore[call-arg]
         build_reputation(settings),
     ]
@@ -178,7 +185,7 @@ async def test_service_gauges_warmup_ips_and_domain_moves(
 
     # The reputation service's history, as its handlers write it (driving dynamic pools
     # end to end is test_reputation's business): the reason sentence becomes a class.
-    conn = await asyncpg.connect(database)
+    conn = await schemas.connect(database, "reputation")
     try:
         rows = [
             ("Domain enrolled", "operator", True),

@@ -17,11 +17,11 @@ import pytest
 
 from services.provisioner.service import build as build_provisioner
 from services.reputation.service import build as build_reputation
+from services.settings import FleetSettings as Settings
 from services.warmup.service import build as build_warmup
 from services.warmup.settings import WarmupSettings
 from shared.client import Follower, Publisher, cloud_event
 from shared.contract import topics
-from shared.settings import Settings
 from tests.integration.http import free_port, get
 from tests.integration.waiting import wait_until
 
@@ -70,7 +70,7 @@ async def busy_fleet(
         IPFLEET_METRICS_REFRESH_SECONDS=0,
     )
     services = [
-        build_provisioner(settings),
+        build_provisioner(settings, settings.provisioner),
         build_warmup(settings, WarmupSettings(_env_file=None)),  # type: ignore[call-arg]
         build_reputation(settings),
     ]

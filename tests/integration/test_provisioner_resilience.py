@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from services.provisioner.service import build
 from shared.client import cloud_event
 from shared.contract import topics
+from shared.database import connect as connect_schema
 from shared.replay import LiveMembers, group_positions, replay
 from shared.settings import Settings
 from tests.integration.processes import ServiceProcess
@@ -31,7 +31,7 @@ def requests(n: int, tag: str) -> list[dict[str, Any]]:
 
 
 async def count_ips(dsn: str) -> int:
-    conn = await asyncpg.connect(dsn)
+    conn = await connect_schema(dsn, "provisioner")
     try:
         return int(await conn.fetchval("SELECT count(*) FROM ips"))
     finally:
@@ -160,7 +160,7 @@ async def test_two_replicas_given_100_concurrent_requests_hand_out_no_address_tw
             if replica.proc and replica.proc.poll() is None:
                 replica.proc.kill()
     assert_each_request_answered_once(sent, seen.of_type("ip.provisioned"))
-    conn = await asyncpg.connect(database)
+    conn = await connect_schema(database, "provisioner")
     try:
         assert await conn.fetchval("SELECT count(DISTINCT address) FROM ips") == len(sent)
     finally:
@@ -178,7 +178,7 @@ async def test_postgres_restarted_mid_stream_delays_work_but_loses_none(
     if not hasattr(postgres_server, "restart"):
         pytest.skip("needs a Postgres this test controls (the embedded one)")
     settings = settings_for(IPFLEET_BATCH_MAX_RECORDS=5)
-    await start_fleet([build(settings)], settings)
+    await start_fleet([build(settings, settings.provisioner)], settings)
     sent = requests(60, "pg")
     async with follow([topics.IP_PROVISIONED]) as seen:
         for event in sent[:20]:
@@ -200,7 +200,7 @@ async def test_replay_refuses_while_the_service_runs_and_the_service_carries_on(
     kafka_server: Any,
 ) -> None:
     settings = settings_for()
-    await start_fleet([build(settings)], settings)
+    await start_fleet([build(settings, settings.provisioner)], settings)
     first, later = requests(1, "live1"), requests(1, "live2")
     async with follow([topics.IP_PROVISIONED]) as seen:
         await publisher.send(topics.IP_REQUESTED, first[0], key=first[0]["data"]["account_id"])
@@ -229,7 +229,7 @@ async def test_replay_after_the_service_stops_reprocesses_and_changes_nothing(
 ) -> None:
     settings = settings_for()
     sent = requests(10, "replay")
-    fleet = await start_fleet([build(settings)], settings)
+    fleet = await start_fleet([build(settings, settings.provisioner)], settings)
     async with follow([topics.IP_PROVISIONED]) as seen:
         for event in sent:
             await publisher.send(topics.IP_REQUESTED, event, key=event["data"]["account_id"])
@@ -249,7 +249,7 @@ async def test_replay_after_the_service_stops_reprocesses_and_changes_nothing(
         assert any("to reprocess" in line for line in lines)
         assert not await _caught_up(settings, kafka_server.bootstrap_servers)
 
-        await start_fleet([build(settings)], settings)
+        await start_fleet([build(settings, settings.provisioner)], settings)
         # The replayed messages are read again (deduplicated) and committed again.
         await wait_until(
             lambda: _caught_up(settings, kafka_server.bootstrap_servers),

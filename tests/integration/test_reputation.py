@@ -1,9 +1,10 @@
 """The reputation service over the real broker and real Postgres: named pools, dynamic pools,
 domains judged by health checks, overrides, dry runs and replays.
 
-IPs come from the real provisioner (`ip.requested` → `ip.provisioned`). Warmup is not built
-yet, so IPs stay `provisioning`; where a rule needs IPs that are not warming (`active`), the
-test marks them warmed in `ip_warmup_views`, the table warmup will own (see `mark_active`).
+IPs come from the real provisioner (`ip.requested` → `ip.provisioned`) and the real warmup
+(their `ip.state_changed`), which start them warming. Where a rule needs IPs that are not
+warming (`active`), the test publishes on `ip.state_changed` what warmup would publish for a
+completed warm-up (see `mark_active`): reputation learns statuses from events only.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import pytest
 from services.provisioner.service import build as build_provisioner
 from services.reputation import commands
 from services.reputation.service import build
+from services.warmup.service import build as build_warmup
 from shared.client import Follower, Publisher, Seen, cloud_event
 from shared.contract import topics
+from shared.database import connect as connect_schema
 from shared.settings import Settings
 from tests.integration.waiting import wait_until
 
@@ -55,9 +58,16 @@ def check(account: str, domain: str, metrics: dict[str, Any], at: datetime) -> d
 
 
 async def start(start_fleet: Any, settings_for: Callable[..., Settings], **overrides: Any) -> None:
-    """Reputation and the provisioner (for real IPs), nothing else."""
+    """Reputation, and the provisioner and warmup for real IPs and their statuses."""
     settings = settings_for(**overrides)
-    await start_fleet([build(settings), build_provisioner(settings)], settings)
+    await start_fleet(
+        [
+            build(settings),
+            build_provisioner(settings, settings.provisioner),
+            build_warmup(settings, settings.warmup),
+        ],
+        settings,
+    )
 
 
 async def ask(publisher: Publisher, seen: Follower, *sent: dict[str, Any]) -> list[dict[str, Any]]:
@@ -96,28 +106,47 @@ async def provision(
         await publisher.send(topics.IP_REQUESTED, event, key=account)
     ids = {e["id"] for e in sent}
     found = await seen.wait_for(
-        lambda s: s.topic == topics.IP_PROVISIONED and s.event["causationid"] in ids, count=n
+        lambda s: s.topic == topics.IP_PROVISIONED and s.event.get("causationid") in ids, count=n
     )
     by_cause = {s.event["causationid"]: s.event["data"]["ip_id"] for s in found}
     return [by_cause[e["id"]] for e in sent]
 
 
-async def mark_active(database: str, ip_ids: Sequence[str]) -> None:
-    # Warmup is not built yet: write what it will write for a completed warm-up, so that the
-    # merged status of these IPs is `active` (not warming).
-    conn = await asyncpg.connect(database)
-    try:
-        await conn.executemany(
-            "INSERT INTO ip_warmup_views (ip_id, status, warmup) "
-            "VALUES ($1, 'completed', '{\"status\": \"completed\"}')",
-            [(ip,) for ip in ip_ids],
+async def mark_active(
+    publisher: Publisher, seen: Follower, database: str, ip_ids: Sequence[str]
+) -> None:
+    """Publish, for each IP, what warmup publishes when a warm-up completes (`ip.warmed`, the
+    view `active`), once warmup's own first event of the IP is out; then wait until
+    reputation has read them. A real warm-up takes weeks of event time."""
+    for ip_id in ip_ids:
+        first, *_ = await seen.wait_for(
+            lambda s, ip_id=ip_id: s.topic == topics.IP_STATE_CHANGED and s.key == ip_id
         )
-    finally:
-        await conn.close()
+        view = first.event["data"]
+        warmed = {**view, "status": "active", "warmup": {**view["warmup"], "status": "completed"}}
+        event = cloud_event("ip.warmed", warmed, time=T0, source="ipfleet/warmup")
+        await publisher.send(topics.IP_STATE_CHANGED, event, key=ip_id)
+
+    await known_as(database, ip_ids, "active")
+
+
+async def known_as(database: str, ip_ids: Sequence[str], status: str) -> None:
+    """Wait until reputation's copy of the IPs (learnt from events) has them in `status`."""
+
+    async def known() -> bool:
+        rows = await query(
+            database,
+            "SELECT count(*) FROM ips WHERE ip_id = ANY($1::text[]) AND status = $2",
+            list(ip_ids),
+            status,
+        )
+        return bool(rows[0][0] == len(ip_ids))
+
+    await eventually(known, f"reputation reads the IPs {status}")
 
 
 async def query(database: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(database)
+    conn = await connect_schema(database, "reputation")
     try:
         return await conn.fetch(sql, *args)
     finally:
@@ -133,7 +162,7 @@ async def enable_dynamic_pools(
 ) -> dict[str, str]:
     """Three real IPs, warmed, one per dynamic pool; the feature enabled for `account`."""
     good, poor, new = await provision(publisher, seen, account, 3)
-    await mark_active(database, [good, poor, new])
+    await mark_active(publisher, seen, database, [good, poor, new])
     configure = command(
         "dynamic_pools.configure",
         account,
@@ -171,7 +200,10 @@ async def test_named_pools_take_commands_new_ips_and_lose_released_ips(
     database: str,
 ) -> None:
     # No cooldown: a released IP is released as soon as the provisioner's clock reaches it.
-    await start(start_fleet, settings_for, IPFLEET_COOLDOWN_HOURS=0)
+    # No cooldown and no allowed lateness: the release is over as soon as it is read.
+    await start(
+        start_fleet, settings_for, IPFLEET_COOLDOWN_HOURS=0, IPFLEET_COOLDOWN_LATENESS_MINUTES=0
+    )
     acct, other = "acct_pools", "acct_other"
     async with follow(WATCHED) as seen:
         created = await ask(
@@ -237,7 +269,7 @@ async def test_named_pools_take_commands_new_ips_and_lose_released_ips(
         ]
 
         # The dynamic pools too hold IPs; a release takes the IP out of every pool.
-        await mark_active(database, [ip1, ip2, ip3])
+        await mark_active(publisher, seen, database, [ip1, ip2, ip3])
         [configured] = await ask(
             publisher,
             seen,
@@ -253,8 +285,6 @@ async def test_named_pools_take_commands_new_ips_and_lose_released_ips(
         assert outcome(configured) == "accepted"
         [released] = await ask(publisher, seen, command("ip.release", acct, at=hours(1), ip_id=ip1))
         assert outcome(released) == "accepted"
-        # A later event moves the provisioner's event-time clock on past the (zero) cooldown.
-        await provision(publisher, seen, "acct_clock", at=hours(2))
         removed = await seen.wait_for(
             lambda s: s.event["type"] == "pool.ip_removed" and s.event["data"]["ip_id"] == ip1,
             count=3,
@@ -302,9 +332,11 @@ async def test_dynamic_pools_configure_refuses_each_broken_rule_and_gates_enrolm
     async with follow(WATCHED) as seen:
         good, poor, new, warming, leaving = await provision(publisher, seen, acct, 5)
         [foreign] = await provision(publisher, seen, "acct_elsewhere")
-        await mark_active(database, [good, poor, new, leaving])
+        await mark_active(publisher, seen, database, [good, poor, new, leaving])
         [release] = await ask(publisher, seen, command("ip.release", acct, ip_id=leaving))
         assert outcome(release) == "accepted"
+        # The cooldown reaches reputation as events do: provisioner, then warmup's view.
+        await known_as(database, [leaving], "cooldown")
 
         def configure(g: list[str], p: list[str], n: list[str], **extra: Any) -> dict[str, Any]:
             return command(

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from services.provisioner.service import build
+from services.settings import FleetSettings as Settings
 from shared import status
 from shared.client import Follower, Publisher, cloud_event
 from shared.contract import topics
-from shared.settings import Settings
 from tests.integration.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ async def test_status_shows_members_lag_outbox_watermark_and_dead_letters(
 ) -> None:
     bootstrap = kafka_server.bootstrap_servers
     settings = settings_for()
-    service = build(settings)
+    service = build(settings, settings.provisioner)
     await start_fleet([service], settings)
     async with follow([topics.IP_PROVISIONED]) as seen:
         event = cloud_event("ip.requested", {"account_id": "acct_s", "plan": "max"}, time=T0)
@@ -52,6 +52,8 @@ async def test_status_shows_members_lag_outbox_watermark_and_dead_letters(
             s.outbox_pending == 0
             and all(sub.lag == 0 for sub in s.subscriptions)
             and s.dead_letters_24h.get(topics.IP_REQUESTED) == 1
+            # Once the partitions nothing was sent to are seen caught up.
+            and s.slowest_watermark is not None
         )
 
     await wait_until(settled, 30, "status to settle")
@@ -62,13 +64,15 @@ async def test_status_shows_members_lag_outbox_watermark_and_dead_letters(
     requested = s.subscriptions[0]
     assert set(requested.partitions) == {0, 1, 2}
     assert sum(p["committed"] or 0 for p in requested.partitions.values()) == 2
-    assert s.watermark == T0
+    assert s.watermark == s.slowest_watermark == T0  # the furthest and the slowest clock
+    assert s.slowest_behind_seconds is not None and s.slowest_behind_seconds > 0
     assert s.dead_letter_reasons_24h == {topics.IP_REQUESTED: {"InvalidJson": 1}}
 
     screen = status.render(found)
     assert "== provisioner" in screen and "ip.requested" in screen
     assert "dead letters (24 h): ip.requested: 1 (InvalidJson 1)" in screen
-    assert "event time: 2026-11-23T10:00:00Z" in screen
+    assert "event time: furthest 2026-11-23T10:00:00Z" in screen
+    assert "slowest  2026-11-23T10:00:00Z" in screen
 
     env = {
         **os.environ,
@@ -79,7 +83,7 @@ async def test_status_shows_members_lag_outbox_watermark_and_dead_letters(
     }
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "shared", "status", "provisioner", "--json"],
+        [sys.executable, "-m", "services", "status", "provisioner", "--json"],
         env=env,
         capture_output=True,
         text=True,
@@ -89,7 +93,7 @@ async def test_status_shows_members_lag_outbox_watermark_and_dead_letters(
     [shown] = json.loads(done.stdout)
     assert shown["service"] == "provisioner"
     assert shown["dead_letters_24h"][topics.IP_REQUESTED] == 1
-    assert shown["watermark"] == T0.isoformat()
+    assert shown["watermark"] == shown["slowest_watermark"] == T0.isoformat()
     assert {sub["topic"] for sub in shown["subscriptions"]} == {
         topics.IP_REQUESTED,
         topics.IP_COMMANDS,

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from services.provisioner.service import build
+from services.settings import FleetSettings as Settings
 from shared import tracing
 from shared.client import Follower, Publisher, cloud_event
 from shared.contract import topics
-from shared.settings import Settings
 from tests.integration.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -79,7 +79,7 @@ async def test_a_batch_and_each_relayed_event_are_spans_of_one_trace(
 ) -> None:
     endpoint, received = collector
     settings = settings_for(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
-    await start_fleet([build(settings)], settings)
+    await start_fleet([build(settings, settings.provisioner)], settings)
     assert tracing.active() is not None
     async with follow([topics.IP_PROVISIONED]) as seen:
         request = cloud_event("ip.requested", {"account_id": "acct_t", "plan": "max"})
@@ -120,7 +120,7 @@ async def test_off_by_default_nothing_is_traced(
     follow: Callable[[list[str]], Follower],
 ) -> None:
     settings = settings_for()
-    await start_fleet([build(settings)], settings)
+    await start_fleet([build(settings, settings.provisioner)], settings)
     assert tracing.active() is None and tracing.traceparent() is None
     async with follow([topics.IP_PROVISIONED]) as seen:
         request = cloud_event("ip.requested", {"account_id": "acct_n", "plan": "max"})

@@ -17,16 +17,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 
 from services.provisioner.service import build as build_provisioner
+from services.warmup import store
 from services.warmup.service import build as build_warmup
 from services.warmup.settings import WarmupSettings
 from shared.client import Follower, Publisher, Seen, cloud_event
 from shared.contract import topics
 from shared.contract.envelope import derive_event_id
-from shared.ip_view import load_ip_view
+from shared.database import connect as connect_schema
 from shared.settings import Settings
 from tests.integration.waiting import wait_until
 
@@ -52,22 +52,33 @@ async def start_services(
     start_fleet: Any, settings: Settings, **warmup_overrides: Any
 ) -> WarmupSettings:
     warmup = WarmupSettings(_env_file=None, **warmup_overrides)  # type: ignore[call-arg]
-    await start_fleet([build_provisioner(settings), build_warmup(settings, warmup)], settings)
+    await start_fleet(
+        [build_provisioner(settings, settings.provisioner), build_warmup(settings, warmup)],
+        settings,
+    )
     return warmup
 
 
 async def provision(
     publisher: Publisher, seen: Follower, account: str, **extra: Any
 ) -> dict[str, Any]:
-    """Request an IP at T0 and return its ip.provisioned data."""
+    """Request an IP at T0 and return its ip.provisioned data once warmup has read it (its
+    first ip.state_changed is out: a command naming it earlier would be `not_found`)."""
     request = cloud_event(
         "ip.requested", {"account_id": account, "plan": "enterprise", **extra}, time=T0
     )
     await publisher.send(topics.IP_REQUESTED, request, key=account)
     [provisioned] = await seen.wait_for(
-        lambda s: s.topic == topics.IP_PROVISIONED and s.event["causationid"] == request["id"]
+        lambda s: s.topic == topics.IP_PROVISIONED and s.event.get("causationid") == request["id"]
     )
     data: dict[str, Any] = provisioned.event["data"]
+    await seen.wait_for(
+        lambda s: (
+            s.topic == topics.IP_STATE_CHANGED
+            and s.key == data["ip_id"]
+            and s.event["type"] in ("ip.registered", "ip.warmup_started")
+        )
+    )
     return data
 
 
@@ -107,7 +118,7 @@ def spread(ip: dict[str, Any], start: datetime, n: int, outcome: str = "delivere
 
 async def counted(dsn: str, ip_id: str | None = None) -> dict[str, int]:
     """Counter totals per outcome (of one IP, or all)."""
-    conn = await asyncpg.connect(dsn)
+    conn = await connect_schema(dsn, "warmup")
     try:
         row = await conn.fetchrow(
             """SELECT coalesce(sum(delivered), 0) AS delivered,
@@ -127,7 +138,7 @@ async def ipfleet(database: str, *args: str) -> str:
     """`ipfleet ARGS` as an operator runs it, against `database`; its standard output."""
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "shared", *args],
+        [sys.executable, "-m", "services", *args],
         env={**os.environ, "DATABASE_URL": database, "LOG_FORMAT": "json"},
         capture_output=True,
         check=True,
@@ -146,10 +157,9 @@ async def wait_counted(dsn: str, total: int, ip_id: str | None = None) -> None:
 
 
 async def view_of(dsn: str, ip_id: str) -> dict[str, Any]:
-    conn = await asyncpg.connect(dsn)
+    conn = await connect_schema(dsn, "warmup")
     try:
-        view = await load_ip_view(conn, ip_id)
-        assert view is not None
+        view = (await store.load_views(conn, [ip_id]))[ip_id]
         return view.model_dump(mode="json")
     finally:
         await conn.close()
@@ -315,7 +325,7 @@ async def test_standard_14_in_calendar_mode_started_by_command_ends_active(
         ip_id = ip["ip_id"]
 
         async def registered() -> bool:
-            conn = await asyncpg.connect(database)
+            conn = await connect_schema(database, "warmup")
             try:
                 return bool(
                     await conn.fetchval(
@@ -496,7 +506,7 @@ async def test_sends_on_unknown_ips_are_counted_as_unknown_and_another_accounts_
     assert dead.headers["error.class"] == "Unprocessable"
     assert dead.headers["error.consumer"] == "warmup/send.recorded"
     assert dead.key == ip["address"]
-    conn = await asyncpg.connect(database)
+    conn = await connect_schema(database, "warmup")
     try:
         rows = await conn.fetch("SELECT address, day, n FROM unknown_ip_sends ORDER BY address")
     finally:
@@ -580,7 +590,19 @@ async def test_warmup_start_commands_are_answered_and_a_cooldown_stops_the_warmu
         "again": "conflict",
     }
     assert "already_started" in answers[commands["again"]["id"]]["data"]["message"]
-    assert [e["type"] for e in warmup_events(seen, ip_id)] == ["ip.warmup_started"]
+    # Registered at once, started by command, stopped by the registry's cooldown: warmup
+    # announces each with the IP's whole view.
+    events = warmup_events(seen, ip_id)
+    assert [e["type"] for e in events] == [
+        "ip.registered",
+        "ip.warmup_started",
+        "ip.cooldown_started",
+    ]
+    assert events[0]["data"]["status"] == "provisioning"
+    assert events[0]["data"]["warmup"]["status"] == "not_started"
+    assert events[-1]["data"]["status"] == "cooldown"
+    # Caused by the provisioner's ip.cooldown_started, itself caused by the release.
+    assert events[-1]["causationid"] == derive_event_id(release["id"], "ip.cooldown_started")
     view = await view_of(database, ip_id)
     assert view["status"] == "cooldown"
     assert view["warmup"]["hold_reason"] == "stopped: the IP is in cooldown before release"
@@ -627,13 +649,14 @@ async def test_days_of_idle_ips_close_in_the_sweep_with_the_ids_a_batch_would_gi
 
     swept = warmup_events(seen, idle["ip_id"])
     assert [(e["type"], e["time"]) for e in swept] == [
+        ("ip.registered", "2026-01-05T08:00:00Z"),  # no auto warm-up: registered at once
         ("ip.warmup_started", "2026-01-05T08:00:00Z"),
         ("ip.warmup_advanced", "2026-01-06T00:00:00Z"),
         ("ip.warmup_advanced", "2026-01-07T00:00:00Z"),
         ("ip.warmed", "2026-01-07T00:00:00Z"),
     ]
     keys = ["advanced:2026-01-05", "advanced:2026-01-06", "warmed:2026-01-06"]
-    for event, key in zip(swept[1:], keys, strict=True):
+    for event, key in zip(swept[2:], keys, strict=True):
         assert event["id"] == expected_id(idle["ip_id"], key, event["type"])
         assert "causationid" not in event  # decided by the sweep, not by an input
     # The busy IP's decisions came from its batches, under the same scheme.
@@ -642,7 +665,8 @@ async def test_days_of_idle_ips_close_in_the_sweep_with_the_ids_a_batch_would_gi
         expected_id(busy["ip_id"], "advanced:2026-01-05", "ip.warmup_advanced"),
         expected_id(busy["ip_id"], "advanced:2026-01-06", "ip.warmup_advanced"),
     ]
-    assert all(e.get("causationid") for e in batched)
+    # A day closing is decided by event time passing, whoever notices it: no single cause.
+    assert not any(e.get("causationid") for e in batched)
     view = await view_of(database, holding["ip_id"])
     assert view["warmup"]["day"] == 1
     assert view["warmup"]["hold_reason"] == "low_volume: delivered 0 of the 9 needed (90% of 10)"

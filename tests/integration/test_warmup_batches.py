@@ -21,8 +21,12 @@ from services.warmup.domain.state import WarmupState
 from services.warmup.domain.warmup_day import start
 from services.warmup.service import build
 from services.warmup.settings import WarmupSettings
+from shared import database as shared_database
+from shared.consumer import Consumer
+from shared.contract.events import IpRegistryChanged
+from shared.ingest import CHUNK as OVERLAP_CHUNK
 from shared.messages import BatchResult, Received
-from shared.pipeline import OVERLAP_CHUNK, Consumer, Pipeline
+from shared.pipeline import Pipeline
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -92,20 +96,21 @@ async def counters(pool: asyncpg.Pool) -> Counter[tuple[str, str, int, str]]:
 
 @pytest.fixture
 async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database, min_size=1, max_size=4)
+    pool = await shared_database.create_pool(database, "warmup", max_size=4)
     schedule = load_schedules(None)["standard-14"]
     async with pool.acquire() as conn:
         for ip_id, account, address in IPS:
-            await conn.execute(
-                "INSERT INTO ips (ip_id, account_id, address, region, status, auto_warmup, "
-                "requested_by, provisioned_at) VALUES ($1, $2, $3::inet, 'global', "
-                "'provisioning', true, $1, $4)",
-                ip_id,
-                account,
-                address,
-                T0,
+            # As warmup registers an IP from the registry's ip.provisioned.
+            registry = IpRegistryChanged(
+                ip_id=ip_id,
+                account_id=account,
+                address=address,
+                region="global",
+                pool=None,
+                rdns=None,
+                status="provisioning",
             )
-            await store.register(conn, ip_id, account, address, T0)
+            await store.register(conn, registry, T0)
             state = start(WarmupState(), schedule, T0, "earned").state
             await store.save_states(conn, {ip_id: state})
     yield pool
@@ -113,8 +118,7 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def sends_consumer(
-    wrap: Callable[[Any], Callable[[asyncpg.Connection, list[Received]], Awaitable[BatchResult]]]
-    | None = None,
+    wrap: Callable[[Any], Callable[..., Awaitable[BatchResult]]] | None = None,
 ) -> Consumer:
     service = build(Settings(_env_file=None), WarmupSettings(_env_file=None))  # type: ignore[call-arg]
     consumer = next(c for c in service.consumers if c.topic == "send.recorded")
@@ -128,7 +132,7 @@ class Spy:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.calls: list[str] = []
-        for name in ("_apply", "_apply_overlapped"):
+        for name in ("_apply", "_apply_in_chunks"):
             original = getattr(pipeline, name)
 
             async def spy(*args: Any, _original: Any = original, _name: str = name) -> Any:
@@ -153,7 +157,7 @@ async def test_a_large_batch_counts_each_event_once_across_chunks_and_batches(
     batch += fresh[:300] + fresh[-10:]
     assert await pipeline.process(batch)
 
-    assert spy.calls == ["_apply", "_apply_overlapped"]
+    assert spy.calls == ["_apply", "_apply_in_chunks"]
     assert await counters(pool) == expected(earlier + batch)
     claimed = await pool.fetchval("SELECT count(*) FROM inbox_daily")
     assert claimed == len(earlier) + len(fresh)
@@ -171,7 +175,7 @@ async def test_a_large_batch_reaching_a_new_day_rolls_back_and_takes_the_plain_p
     assert datetime.fromisoformat(json.loads(batch[OVERLAP_CHUNK - 1].value)["time"]).day == 5
     assert datetime.fromisoformat(json.loads(batch[-1].value)["time"]).day == 6
     assert await pipeline.process(batch)
-    assert spy.calls == ["_apply", "_apply_overlapped", "_apply"]
+    assert spy.calls == ["_apply", "_apply_in_chunks", "_apply"]
     assert await counters(pool) == expected(
         sends(10, T0 + timedelta(hours=1), timedelta(minutes=1), "a") + batch
     )
@@ -183,9 +187,11 @@ async def test_a_transient_failure_after_an_overlapped_claim_is_retried_counting
     attempts: list[int] = []
 
     def flaky(handler: Any) -> Any:
-        async def handle(conn: asyncpg.Connection, fresh: list[Received]) -> BatchResult:
+        async def handle(
+            conn: asyncpg.Connection, fresh: list[Received], clocks: Any
+        ) -> BatchResult:
             attempts.append(len(fresh))
-            result = await handler(conn, fresh)
+            result = await handler(conn, fresh, clocks)
             if len(attempts) == 2:  # the big batch's first attempt, after its claims
                 raise ConnectionResetError("the database went away")
             return result
@@ -200,7 +206,7 @@ async def test_a_transient_failure_after_an_overlapped_claim_is_retried_counting
         3 * OVERLAP_CHUNK, T0 + timedelta(hours=2), timedelta(seconds=5), uuid.uuid4().hex
     )
     assert await pipeline.process(batch)
-    assert spy.calls == ["_apply", "_apply_overlapped", "_apply"]
+    assert spy.calls == ["_apply", "_apply_in_chunks", "_apply"]
     assert attempts == [5, len(batch), len(batch)]
     assert await counters(pool) == expected(first + batch)
 

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from services.provisioner.service import build as build_provisioner
 from shared.client import Follower, Publisher, cloud_event
 from shared.contract import topics
+from shared.database import connect as connect_schema
 from shared.settings import Settings
 from tests.integration.processes import ServiceProcess
 from tests.integration.waiting import wait_until
@@ -46,7 +46,7 @@ def process_env(database: str, kafka_server: Any, prefix: str) -> dict[str, str]
 
 
 async def counters(dsn: str) -> dict[tuple[str, str, int, str], int]:
-    conn = await asyncpg.connect(dsn)
+    conn = await connect_schema(dsn, "warmup")
     try:
         rows = await conn.fetch("SELECT * FROM warmup_counters")
     finally:
@@ -74,7 +74,7 @@ async def test_a_warmup_worker_killed_mid_stream_double_counts_nothing(
     tmp_path: Path,
 ) -> None:
     settings = settings_for()
-    await start_fleet([build_provisioner(settings)], settings)
+    await start_fleet([build_provisioner(settings, settings.provisioner)], settings)
     warmup = ServiceProcess(
         ["warmup"], process_env(database, kafka_server, topic_prefix), tmp_path / "warmup.log"
     )
@@ -140,7 +140,7 @@ async def test_a_warmup_worker_killed_mid_stream_double_counts_nothing(
             warmup.proc.kill()
 
     assert await counters(database) == dict(expected)
-    conn = await asyncpg.connect(database)
+    conn = await connect_schema(database, "warmup")
     try:
         claimed = await conn.fetchval(
             "SELECT count(*) FROM inbox_daily WHERE consumer = 'warmup/send.recorded'"

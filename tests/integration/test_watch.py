@@ -14,11 +14,11 @@ import pytest
 
 from services.provisioner.service import build as build_provisioner
 from services.reputation.service import build as build_reputation
+from services.settings import FleetSettings as Settings
 from services.warmup.service import build as build_warmup
 from services.warmup.settings import WarmupSettings
 from shared.client import Follower, Publisher, cloud_event
 from shared.contract import topics
-from shared.settings import Settings
 from shared.watch import CLEAR, Watcher, render, watch
 from tests.integration.waiting import wait_until
 
@@ -35,7 +35,7 @@ async def test_watch_shows_each_ip_and_pool_moves_and_follows_live(
     bootstrap = kafka_server.bootstrap_servers
     settings = settings_for()
     services = [
-        build_provisioner(settings),
+        build_provisioner(settings, settings.provisioner),
         build_warmup(settings, WarmupSettings(_env_file=None)),  # type: ignore[call-arg]
         build_reputation(settings),
     ]
@@ -101,7 +101,7 @@ async def test_watch_shows_each_ip_and_pool_moves_and_follows_live(
     }
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "shared", "watch", "--once", "--status", "warming"],
+        [sys.executable, "-m", "services", "watch", "--once", "--status", "warming"],
         env=env,
         capture_output=True,
         text=True,

@@ -15,15 +15,16 @@ from typing import Any
 
 import pytest
 
-from shared.services_registry import SERVICES
-from shared.settings import Settings
+from services.fleet import SERVICES
+from services.settings import FleetSettings as Settings
+from services.settings import all_env_names
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 K8S = sorted((DEPLOY / "k8s").glob("*.yaml"))
 
-SETTINGS = {str(field.validation_alias) for field in Settings.model_fields.values()}
+SETTINGS = all_env_names()
 REQUIRED_SETTINGS = {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "IPFLEET_INVENTORY"}
 # The postgres image's documented variables.
 POSTGRES_IMAGE_VARS = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "PGDATA"}
@@ -140,8 +141,8 @@ def _run_targets(where_prefix: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cli() -> Any:
-    """The command tree behind the Typer app `shared.cli.app`."""
-    module = pytest.importorskip("shared.cli", reason="shared/cli.py is not written yet")
+    """The command tree behind the Typer app `services.cli.app`."""
+    module = pytest.importorskip("services.cli")
     typer = pytest.importorskip("typer")
     return typer.main.get_command(module.app)
 
@@ -181,7 +182,7 @@ def test_kubernetes_keeps_the_image_entrypoint() -> None:
 def test_one_container_per_registered_service(where: str) -> None:
     targets = _run_targets(where)
     unknown = sorted(set(targets) - set(SERVICES))
-    assert unknown == [], f"{where}: not in shared.services_registry.SERVICES: {unknown}"
+    assert unknown == [], f"{where}: not in services.fleet.SERVICES: {unknown}"
     assert sorted(targets) == sorted(SERVICES), f"{where}: want one `run` per service"
 
 
@@ -216,7 +217,7 @@ def test_ipfleet_containers_use_only_settings() -> None:
     blocks |= {path.name: _yaml(path) for path in K8S}
     for where, block in blocks.items():
         unknown = sorted(_env_names(block) - SETTINGS)
-        assert unknown == [], f"{where}: not settings in shared/settings.py: {unknown}"
+        assert unknown == [], f"{where}: not settings of the fleet: {unknown}"
 
 
 def test_image_containers_use_only_their_images_variables() -> None:

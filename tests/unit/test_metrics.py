@@ -9,13 +9,13 @@ from typing import Any
 from services.provisioner.service import build as build_provisioner
 from services.reputation.domain import assignment
 from services.reputation.service import build as build_reputation
+from services.settings import FleetSettings as Settings
 from services.warmup.service import build as build_warmup
 from services.warmup.settings import WarmupSettings
+from shared.consumer import Consumer
 from shared.contract.envelope import CloudEvent
 from shared.messages import Received, Rejected
 from shared.metrics import FleetMetrics, ServiceGauges
-from shared.pipeline import Consumer
-from shared.settings import Settings
 
 SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
 
@@ -107,4 +107,4 @@ def test_reputation_gauges_name_each_fixed_reason_of_the_domain() -> None:
 def test_services_with_tables_to_watch_declare_gauges_and_none_must() -> None:
     warmup = build_warmup(SETTINGS, WarmupSettings(_env_file=None))  # type: ignore[call-arg]
     assert warmup.gauges is not None and warmup.gauges.names() == ["warmup_ips"]
-    assert build_provisioner(SETTINGS).gauges is None
+    assert build_provisioner(SETTINGS, SETTINGS.provisioner).gauges is None

@@ -3,9 +3,10 @@
 import json
 from dataclasses import dataclass, field
 
+from shared.consumer import Consumer
 from shared.contract.events import COMMANDS, IpRelease, IpRequested
 from shared.messages import Received, Rejected
-from shared.pipeline import Consumer, parse_record
+from shared.parsing import parse_record
 
 
 @dataclass

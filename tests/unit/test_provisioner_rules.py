@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.provisioner import rules
+from services.provisioner.domain import rules
 
 QUOTAS = {"free": 0, "pro": 0, "max": 1, "enterprise": 5}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.contract import topics
+from shared.contract.events import IpView, WarmupView
 from shared.watch import FleetView, render
 
 
@@ -71,3 +72,30 @@ def test_a_deleted_pool_is_forgotten_and_garbage_is_ignored() -> None:
     assert view.pools == {}
     view.apply(topics.IP_STATE_CHANGED, {"type": "x", "data": "not an object"})
     assert view.events == 2
+
+
+def test_an_ip_registered_by_warmup_shows_from_its_first_view() -> None:
+    # warmup's first event of an IP (ip.registered, the whole IpView as the contract has it),
+    # then its cooldown: the registry's lifecycle reaches watch through warmup's view alone.
+    data = IpView(
+        account_id="acct_r",
+        ip_id="ip_r",
+        address="203.0.113.9",
+        region="eu",
+        status="provisioning",
+        pool=None,
+        rdns=None,
+        warmup=WarmupView(),
+        reputation_score=50,
+    ).model_dump(mode="json")
+    view = FleetView()
+    when = "2026-11-23T10:00:00Z"
+    view.apply(topics.IP_STATE_CHANGED, {"type": "ip.registered", "time": when, "data": data})
+    [line] = [x for x in render(view).splitlines() if x.startswith("acct_r")]
+    assert "provisioning" in line and "ip.registered" in line
+    cooled = {**data, "status": "cooldown"}
+    view.apply(
+        topics.IP_STATE_CHANGED, {"type": "ip.cooldown_started", "time": when, "data": cooled}
+    )
+    assert view.ips["ip_r"].status == "cooldown"
+    assert view.ips["ip_r"].last_event == "ip.cooldown_started"

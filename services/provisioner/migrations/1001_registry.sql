@@ -22,6 +22,9 @@ CREATE TABLE ips (
     provisioned_at  timestamptz NOT NULL,          -- event time
     cooldown_until  timestamptz,
     release_cause   text,                          -- the ip.release command id
+    -- The ip.commands partition the release was read from: the cooldown ends on that
+    -- partition's event-time clock, never on another partition's.
+    cooldown_partition integer,
     released_at     timestamptz
 );
 CREATE INDEX ips_account_live ON ips (account_id) WHERE status <> 'released';

@@ -1,6 +1,18 @@
 -- The reputation service: named pools, each account's dynamic pools, sending domains' places
 -- in them, their history of moves, and every health check. All times are event times.
 
+-- The dedicated IPs as reputation knows them, from events only: `ip.provisioned` (the
+-- provisioner's) adds one, every `ip.state_changed` (warmup's, with the IP's whole view)
+-- keeps its status. Pool commands judge IPs by this copy.
+CREATE TABLE ips (
+    ip_id      text        PRIMARY KEY,
+    account_id text        NOT NULL,
+    address    text        NOT NULL,
+    status     text        NOT NULL,  -- as on the wire: provisioning, warming, active, ...
+    updated_at timestamptz NOT NULL   -- event time of the latest event applied
+);
+CREATE INDEX ips_by_account ON ips (account_id, ip_id);
+
 -- Named pools. Names are unique per account (exact match); at most one default per account.
 CREATE TABLE pools (
     account_id text        NOT NULL,

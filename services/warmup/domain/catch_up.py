@@ -10,18 +10,19 @@ the IP's view as `ip_warmup_views` and every `ip.state_changed` show it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from services.warmup.domain.event_time import hour_of
-from services.warmup.domain.reputation import reputation_score
+from services.warmup.domain.event_time import hour_of, hour_start
+from services.warmup.domain.reputation import reputation_score, score_window
 from services.warmup.domain.rules import WarmupRules
 from services.warmup.domain.schedules import Schedule
 from services.warmup.domain.send_counts import OUTCOMES, OutcomeCounts, SendCounters, TallyKey
 from services.warmup.domain.state import Step, WarmupState
 from services.warmup.domain.sweep import sweep
+from services.warmup.domain.transitions import DailyLimitReached, HourlyLimitReached, Transition
 from services.warmup.domain.view import warmup_view
 
 # Why a stopped warm-up stopped, by the provisioner's event that stopped it.
@@ -65,15 +66,62 @@ def render(
     window: OutcomeCounts,
     now: datetime,
     stopped_by: str | None = None,
+    sent_today: int | None = None,
 ) -> Rendered:
     """The IP's `warmup` view at `now` (`counters` must hold the UTC day of `now`) and its
     reputation score over `window`, the outcomes of the score window."""
     if schedule is not None and state.schedule not in (None, schedule.name):
         schedule = None  # never render another schedule's days
-    view = warmup_view(state, schedule, counters, now)
+    view = warmup_view(state, schedule, counters, now, sent_today)
     if stopped_by is not None:
         view["hold_reason"] = STOPPED.get(stopped_by, f"stopped: {stopped_by}")
     return Rendered(view, reputation_score(window))
+
+
+def sent_as_of(transition: Transition, counters: SendCounters) -> int:
+    """The day's sends at the moment of `transition`, whatever was read after it.
+
+    A transition at an hour boundary (a day closing, a suspension, a resume, a start, read
+    at the start of its hour) shows the sends of the day's complete hours before it. A limit
+    shows the count that reached it: the daily limit itself, or the day's sends before the
+    hour plus the hourly limit. So an event's data never depends on how far its partition
+    had been read when it was decided (a backlog, a replay, another batch size)."""
+    if isinstance(transition, DailyLimitReached):
+        return transition.limit
+    before = counters.day_before(transition.at).sent
+    if isinstance(transition, HourlyLimitReached):
+        return before + transition.limit
+    return before
+
+
+def render_as_of(
+    transition: Transition,
+    state: WarmupState,
+    schedule: Schedule | None,
+    rules: WarmupRules,
+    counters: SendCounters,
+    daily: Mapping[date, OutcomeCounts],
+    stopped_by: str | None = None,
+) -> Rendered:
+    """The IP's view as its event for `transition` shows it: `state` right after the
+    transition, the day's sends as of that moment (`sent_as_of`) and the score over the
+    window's days before it plus the complete hours of its own day. `daily` holds the IP's
+    outcome totals per UTC day (at least the score window's); `counters` the transition's
+    day."""
+    cut = hour_start(transition.at)
+    first, last = score_window(cut, rules)
+    window = sum((c for d, c in daily.items() if first <= d < last), start=OutcomeCounts())
+    window = window + counters.day_before(cut)
+    shown = render(
+        state,
+        schedule,
+        counters,
+        window,
+        transition.at,
+        stopped_by,
+        sent_as_of(transition, counters),
+    )
+    return shown
 
 
 def wide_rows(

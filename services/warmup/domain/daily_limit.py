@@ -9,7 +9,6 @@ the same values. Sends beyond a limit are still counted; nothing here refuses th
 
 from __future__ import annotations
 
-from services.warmup.domain.event_time import HOUR, day_start
 from services.warmup.domain.schedules import UNLIMITED, Schedule
 from services.warmup.domain.send_counts import SendCounters
 from services.warmup.domain.state import Step, WarmupState
@@ -34,7 +33,7 @@ def check_limits(state: WarmupState, schedule: Schedule, counters: SendCounters)
     if daily != UNLIMITED and state.daily_limit_reached_on != today:
         # The whole day so far counts, sends before a mid-day start or resume included:
         # `sent_today` is what the day's limit is compared with.
-        if counters.between(day_start(today), hour + HOUR).sent >= daily:
+        if counters.day_through(hour).sent >= daily:
             transitions.append(DailyLimitReached(on=today, day=state.day, limit=daily, at=hour))
             update["daily_limit_reached_on"] = today
 

@@ -121,9 +121,11 @@ class SendCounters:
     returns a new value. Hours with no sends are simply absent.
     """
 
-    __slots__ = ("_hours",)
+    __slots__ = ("_days", "_hours")
 
     def __init__(self, hours: Mapping[datetime, OutcomeCounts] | None = None) -> None:
+        # Running totals of each UTC day asked about, hour by hour (see `_running`).
+        self._days: dict[date, list[OutcomeCounts]] = {}
         self._hours: dict[datetime, OutcomeCounts] = {}
         for start, counts in (hours or {}).items():
             key = hour_start(start)
@@ -167,11 +169,32 @@ class SendCounters:
 
     def day(self, day: date) -> OutcomeCounts:
         """Total over one UTC day."""
-        total = ZERO
-        for at, counts in self._hours.items():
-            if at.date() == day:
-                total = total + counts
-        return total
+        return self._running(day)[24]
+
+    def day_before(self, cut: datetime) -> OutcomeCounts:
+        """Total of the UTC day of `cut` over its whole hours before `cut`'s hour."""
+        start = hour_start(cut)
+        return self._running(start.date())[start.hour]
+
+    def day_through(self, hour: datetime) -> OutcomeCounts:
+        """Total of the UTC day of `hour` up to and including that hour."""
+        start = hour_start(hour)
+        return self._running(start.date())[start.hour + 1]
+
+    def _running(self, day: date) -> list[OutcomeCounts]:
+        """[total before hour 0, before hour 1, ..., the whole day]: built once per day, as
+        the rules ask about the same day over and over (every hour closed, every event)."""
+        running = self._days.get(day)
+        if running is None:
+            per_hour = [ZERO] * 24
+            for at, counts in self._hours.items():
+                if at.date() == day:
+                    per_hour[at.hour] = counts
+            running = [ZERO]
+            for counts in per_hour:
+                running.append(running[-1] + counts if counts is not ZERO else running[-1])
+            self._days[day] = running
+        return running
 
     def dates(self, first: date, last: date) -> OutcomeCounts:
         """Total over the UTC days first..last, both included."""

@@ -85,3 +85,25 @@ class Step(NamedTuple):
 
     state: WarmupState
     transitions: tuple[Transition, ...] = ()
+
+    def moments(self) -> list[tuple[Transition, WarmupState]]:
+        """Each transition with the state right after it (what its event shows): a single
+        rule's transitions all leave `state`."""
+        return [(t, self.state) for t in self.transitions]
+
+
+class Steps(Step):
+    """Several rules' steps in a row (the sweep's): each transition keeps the state right
+    after it, so its event shows the IP as it was then, not as the last step left it."""
+
+    after: tuple[WarmupState, ...]
+
+    def moments(self) -> list[tuple[Transition, WarmupState]]:
+        return list(zip(self.transitions, self.after, strict=True))
+
+
+def steps(state: WarmupState, moments: list[tuple[Transition, WarmupState]]) -> Steps:
+    """The Step of rules applied in a row, ending in `state`."""
+    done = Steps(state, tuple(t for t, _ in moments))
+    done.after = tuple(after for _, after in moments)
+    return done

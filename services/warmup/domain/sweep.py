@@ -22,7 +22,7 @@ from services.warmup.domain.rewarm import idle_deadline, rewarm
 from services.warmup.domain.rules import WarmupRules
 from services.warmup.domain.schedules import Schedule
 from services.warmup.domain.send_counts import SendCounters
-from services.warmup.domain.state import Step, WarmupState
+from services.warmup.domain.state import Step, WarmupState, steps
 from services.warmup.domain.suspension import complaint_spike, resume, suspend
 from services.warmup.domain.transitions import Transition
 from services.warmup.domain.warmup_day import close_day
@@ -47,10 +47,10 @@ def sweep(
         return Step(state)
     state.require(schedule)
     target = hour_start(now)
-    done: list[Transition] = []
+    done: list[tuple[Transition, WarmupState]] = []
 
     def apply(step: Step) -> WarmupState:
-        done.extend(step.transitions)
+        done.extend(step.moments())
         return step.state
 
     while state.closed_until is not None and state.closed_until < target:
@@ -87,7 +87,7 @@ def sweep(
         )
 
     state = apply(check_limits(state, schedule, counters))
-    return Step(state, tuple(done))
+    return steps(state, done)
 
 
 def _next_stop(

@@ -54,6 +54,7 @@ def warmup_view(
     schedule: Schedule | None,
     counters: SendCounters,
     now: datetime,
+    sent_today: int | None = None,
 ) -> dict[str, Any]:
     """The contract's `warmup` object, JSON-ready.
 
@@ -62,11 +63,13 @@ def warmup_view(
     excluded), `started_at`, `hold_reason`, `days` [{`day`, `limit`, `sent`, `done`}];
     beyond the contract: `status` (not_started / warming / suspended / completed) and
     `suspended_until`. `schedule` is the IP's schedule (None before the start is fine).
+    `sent_today` overrides the count read off `counters` (a view as of a past moment).
     """
     if schedule is not None:
         state.require(schedule)
     started = state.status != "not_started"
-    sent_today = counters.day(as_utc(now).date()).sent
+    if sent_today is None:
+        sent_today = counters.day(as_utc(now).date()).sent
     daily, hourly = state.limits(schedule) if started and schedule else (UNLIMITED, UNLIMITED)
     return {
         "status": _VIEW_STATUS[state.status],

@@ -18,7 +18,7 @@ from services.reputation.domain.pools import (
 )
 from services.reputation.domain.refusals import Refusal
 from services.reputation.service import build
-from shared.contract.events import COMMANDS, IP_STATE_TYPES
+from shared.contract.events import COMMANDS, IP_STATE_TYPES, REGISTRY_TYPES
 from shared.settings import Settings
 
 POOLS = AccountPools(
@@ -204,11 +204,7 @@ def test_pool_headings_say_what_kind_of_pool() -> None:
     assert commands.pool_heading(named) == "a  m  (named, default)  1 IP(s)"
     assert "(dynamic, disabled)" in commands.pool_heading(dynamic)
     assert commands.ip_line("x", None).strip() == "x  (not in the registry)"
-    ip = {
-        "address": "198.51.100.1",
-        "registry_status": "provisioning",
-        "warmup_status": "completed",  # warm-up done: active
-    }
+    ip = {"address": "198.51.100.1", "status": "active"}
     assert commands.ip_line("x", ip).split() == ["x", "198.51.100.1", "active"]
 
 
@@ -222,9 +218,13 @@ def test_the_service_takes_its_commands_and_skips_the_others() -> None:
     assert set(commands_consumer.types) | set(commands_consumer.others) == set(COMMANDS)
     assert not set(commands_consumer.types) & set(commands_consumer.others)
     assert set(commands_consumer.others) == {"ip.release", "ip.update", "ip.warmup.start"}
-    released = by_topic["ip.state_changed"]
-    assert set(released.types) == {"ip.released"}
-    assert set(released.others) == set(IP_STATE_TYPES) - {"ip.released"}
+    # Every change of an IP keeps reputation's copy of its status; ip.released also empties
+    # its pools. The registry's other events arrive with the whole view on ip.state_changed.
+    state_changed = by_topic["ip.state_changed"]
+    assert set(state_changed.types) == set(IP_STATE_TYPES)
+    registry = by_topic["ip.provisioned"]
+    assert set(registry.types) == {"ip.provisioned"}
+    assert set(registry.others) == set(REGISTRY_TYPES) - {"ip.provisioned"}
     assert set(by_topic) == {
         "ip.commands",
         "domain.health_checked",

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from services.warmup.service import build
 from services.warmup.settings import WarmupSettings
 from shared.messages import Received, Rejected
-from shared.pipeline import _parse_in_full, parse_record
+from shared.parsing import _parse_in_full, parse_record
 from shared.settings import Settings
 
 SERVICE = build(Settings(_env_file=None), WarmupSettings(_env_file=None))  # type: ignore[call-arg]

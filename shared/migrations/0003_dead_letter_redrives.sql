@@ -2,7 +2,8 @@
 -- partition and offset). A row is claimed before its message is sent and confirmed once the
 -- broker acknowledged it, so no run sends a dead letter a second time, even after an
 -- interrupted run (a claim left unconfirmed is reported, and re-sent only when asked).
--- (Version 0010, not 0003: leaves room for the runtime's own next migrations.)
+-- In each service's schema: a dead letter is claimed where the consumer that dead-lettered
+-- it keeps its inbox (the error.consumer header names it).
 CREATE TABLE dead_letter_redrives (
     dlq_topic    text        NOT NULL,  -- the contract name, e.g. ip.requested.dlq
     partition    integer     NOT NULL,

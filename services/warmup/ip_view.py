@@ -1,8 +1,9 @@
-"""The IP's whole current view, as every `ip.state_changed` event carries it.
+"""The IP's whole view, as every `ip.state_changed` event carries it, from warmup's own rows.
 
-The registry (provisioner) owns identity, address, pool, rDNS and the provisioning /
-cooldown / released statuses; warmup owns the warm-up and the reputation score. The status
-on the wire merges both: the registry's end-of-life statuses win, then the warm-up's.
+The registry's part (identity, address, pool, rDNS, the provisioning / cooldown / released
+statuses) is warmup's copy of the provisioner's lifecycle events on `ip.provisioned`; the
+warm-up and the reputation score are warmup's own. The status on the wire merges both: the
+registry's end-of-life statuses win, then the warm-up's.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from typing import Any
 import asyncpg
 
 from shared.contract.events import IpView, WarmupView
-from shared.sql import load_statements
 
-SQL = load_statements("shared", "ip_view.sql")
 _FROM_WARMUP = {"warming": "warming", "suspended": "suspended", "completed": "active"}
 
 
@@ -40,12 +39,3 @@ def view_from_row(row: asyncpg.Record | dict[str, Any]) -> IpView:
         warmup=WarmupView.model_validate(warmup or {}),
         reputation_score=row["reputation_score"] if row["reputation_score"] is not None else 50,
     )
-
-
-async def load_ip_view(conn: asyncpg.Connection, ip_id: str) -> IpView | None:
-    row = await conn.fetchrow(SQL.one, ip_id)
-    return view_from_row(row) if row is not None else None
-
-
-async def load_all_ip_views(conn: asyncpg.Connection) -> list[IpView]:
-    return [view_from_row(row) for row in await conn.fetch(SQL.all)]

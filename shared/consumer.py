@@ -1,0 +1,76 @@
+"""One service's subscription to one topic: which event types it applies, with which
+handler, and how it deduplicates."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Literal
+
+import asyncpg
+
+from shared.contract.envelope import CloudEvent
+from shared.messages import BatchResult, Emit, Received, Rejected
+from shared.parsing import envelope_of
+
+EventHandler = Callable[[asyncpg.Connection, Received], Awaitable[Sequence[Emit]]]
+# A batch handler also receives the clock of each partition the batch read, after the batch:
+# an entity is judged on its own partition's event time (shared.event_clock).
+BatchHandler = Callable[
+    [asyncpg.Connection, list[Received], Mapping[int, datetime]], Awaitable[BatchResult]
+]
+InvalidAnswer = Callable[[CloudEvent, Rejected], Sequence[Emit]]
+
+
+def by_type(handlers: Mapping[str, EventHandler]) -> EventHandler:
+    """One handler for a topic that carries several types: dispatch on `type`."""
+
+    async def dispatch(conn: asyncpg.Connection, event: Received) -> Sequence[Emit]:
+        return await handlers[event.type](conn, event)
+
+    return dispatch
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """One service's subscription to one topic.
+
+    `types` maps each event type this consumer applies to its data model. Types in
+    `others` are known on the topic but belong to another service: skipped, not
+    dead-lettered. Anything else is an unknown type and is dead-lettered.
+    """
+
+    service: str
+    topic: str
+    types: Mapping[str, type[Any]]
+    handle: EventHandler | None = None
+    handle_batch: BatchHandler | None = None
+    others: Collection[str] = frozenset()
+    # "keep": one inbox row per event, kept. "daily": partitioned by event day and
+    # dropped after `retention_days` (for the high-volume streams).
+    inbox: Literal["keep", "daily"] = "keep"
+    retention_days: int = 7
+    # Optional answer to the sender of an event whose envelope parsed but whose data did not
+    # (it is dead-lettered all the same), e.g. `ip.request_rejected` with `invalid_request`.
+    answer_invalid: InvalidAnswer | None = None
+
+    def __post_init__(self) -> None:
+        if (self.handle is None) == (self.handle_batch is None):
+            raise ValueError(
+                f"{self.service}/{self.topic}: give exactly one of handle, handle_batch"
+            )
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}/{self.topic}"
+
+    @cached_property
+    def envelope(self) -> type[CloudEvent] | None:
+        """For a consumer of one type: its CloudEvent with typed `data` (parse_record's fast
+        path validates a record against it in one call); None otherwise."""
+        if len(self.types) != 1:
+            return None
+        ((event_type, model),) = self.types.items()
+        return envelope_of(event_type, model)

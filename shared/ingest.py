@@ -1,0 +1,71 @@
+"""The high-volume path: a large batch is parsed chunk by chunk inside its transaction, and
+each chunk's ids are claimed in the inbox while the next chunk is parsed, so Postgres and
+Python work at the same time. Everything after the claim is the general path's
+(`Pipeline.decide`); a retry takes the general path from the start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from shared.messages import Received
+from shared.parsing import Parsed, Record
+
+if TYPE_CHECKING:
+    from shared.pipeline import Pipeline
+
+# Records parsed while the previous chunk's ids are claimed.
+CHUNK = 1000
+
+
+class NewDay(Exception):
+    """A chunk of the batch needs a day partition of the inbox that must be created first
+    (outside the transaction): the batch is rolled back and taken by the general path."""
+
+
+def worth_it(records: Sequence[Record]) -> bool:
+    """Only a batch of several chunks gains from overlapping."""
+    return len(records) >= 2 * CHUNK
+
+
+async def apply_in_chunks(
+    pipeline: Pipeline, records: Sequence[Record], parsed: list[Parsed]
+) -> None:
+    """`Pipeline._apply` for a large batch. Parsed records accumulate in `parsed` for a
+    retry. Raises `NewDay` (rolling back) when a chunk needs a day partition not known yet."""
+    valid: list[Received] = []
+    fresh: list[Received] = []
+    expired: list[Received] = []
+    claiming: asyncio.Future[tuple[list[Received], list[Received]]] | None = None
+    daily = pipeline.daily
+    async with pipeline.pool.acquire() as conn, conn.transaction():
+        horizon = await daily.horizon(conn) if daily is not None else None
+        try:
+            for start in range(0, len(records), CHUNK):
+                chunk = pipeline.parse(records[start : start + CHUNK])
+                parsed.extend(chunk)
+                if claiming is not None:
+                    claimed, too_old = await claiming
+                    fresh += claimed
+                    expired += too_old
+                    claiming = None
+                chunk_valid = [item for _, item in chunk if isinstance(item, Received)]
+                if daily is not None and daily.missing(chunk_valid):
+                    raise NewDay
+                valid += chunk_valid
+                claiming = asyncio.ensure_future(pipeline.claim(conn, chunk_valid, horizon))
+                await asyncio.sleep(0)  # let it send its query before parsing on
+            if claiming is not None:
+                claimed, too_old = await claiming
+                fresh += claimed
+                expired += too_old
+                claiming = None
+        finally:
+            if claiming is not None and not claiming.done():
+                claiming.cancel()
+                with contextlib.suppress(BaseException):
+                    await claiming
+        await pipeline.decide(conn, parsed, valid, fresh, expired)
