@@ -1,5 +1,6 @@
-"""`ipfleet`: run the services, migrate their databases, replay, regenerate schemas/; each
-service adds its own commands (services/<name>/cli.py)."""
+"""`ipfleet`: run the services, migrate their databases, replay, regenerate schemas/, and
+operate them (status, dead letters, watch); each service adds its own commands
+(services/<name>/cli.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ app = typer.Typer(help="ipfleet: the dedicated-IP fleet's Kafka consumers.", no_
 for commands in (provisioner_cli.COMMANDS, warmup_cli.COMMANDS, reputation_cli.COMMANDS):
     for name, group in commands.items():
         app.add_typer(group, name=name)
+dlq_app = typer.Typer(help="Dead letters: read and redrive them.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
 
 
 def _databases(settings: FleetSettings, names: list[str]) -> dict[str, str]:
@@ -76,11 +79,15 @@ async def _run(
 ) -> None:
     """Run until signalled; with `announce_since` (a time.monotonic()), also print when every
     subscription is assigned."""
+    from shared.operations import HttpPortTaken
     from shared.runtime import Fleet
 
     services = Fleet(fleet.build_all(settings, names), settings, dsns, bootstrap)
     if announce_since is None:
-        await services.run_until_signalled()
+        try:
+            await services.run_until_signalled()
+        except HttpPortTaken as error:
+            raise fail(str(error)) from error
         return
 
     async def announce() -> None:
@@ -94,6 +101,8 @@ async def _run(
     announcing = asyncio.create_task(announce())
     try:
         await services.run_until_signalled()
+    except HttpPortTaken as error:
+        raise fail(str(error)) from error
     finally:
         announcing.cancel()
 
@@ -209,6 +218,138 @@ def schemas(out: Annotated[str, typer.Argument()] = "schemas") -> None:
 
     written = generate(Path(out), fleet.build_all(FleetSettings.defaults()))
     typer.echo(f"wrote {len(written)} file(s) under {out}/")
+
+
+# ---- operations: status, dead letters, watch ------------------------------------------------
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
+
+
+@app.command()
+def status(
+    services: Annotated[
+        list[str] | None, typer.Argument(help="Services to show (default: all)")
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """One screen per service: group members and lag per subscription, outbox backlog,
+    event-time clocks (furthest and slowest partition), dead letters per topic in the last
+    24 h. Each service is read in its own database."""
+    from shared.status import show
+
+    settings = get_settings()
+    try:
+        names = fleet.expand(services or ["all"])
+    except KeyError as error:
+        raise fail(str(error).strip("'\"")) from error
+    dsns, bootstrap = _databases(settings, names), _bootstrap(settings)
+    typer.echo(
+        run(
+            show(settings, bootstrap, dsns, fleet.build_all(settings, names), as_json=json_),
+            settings,
+        )
+    )
+
+
+@dlq_app.command("list")
+def dlq_list(
+    topic: Annotated[str, typer.Argument(help="The input topic (or its .dlq), e.g. ip.requested")],
+    since: Annotated[datetime | None, typer.Option(help="From this time (ISO 8601, UTC)")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only this error class")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+) -> None:
+    """The dead letters of a topic: when, where, which consumer, why."""
+    from shared.dead_letters import print_list
+
+    settings = get_settings()
+    run(
+        print_list(
+            settings,
+            _bootstrap(settings),
+            topic,
+            since=_utc(since),
+            reason=reason,
+            as_json=json_,
+            echo=typer.echo,
+        ),
+        settings,
+    )
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    topic: Annotated[str, typer.Argument(help="The input topic (or its .dlq), e.g. ip.requested")],
+    since: Annotated[datetime | None, typer.Option(help="From this time (ISO 8601, UTC)")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only this error class")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Say what would be sent; send nothing")] = False,
+    retry_unconfirmed: Annotated[
+        bool, typer.Option(help="Send again what an interrupted run claimed but never confirmed")
+    ] = False,
+) -> None:
+    """Re-publish dead letters (original bytes, key, headers) to their topic; never the same
+    dead letter twice."""
+    from shared.dead_letters import redrive, source_topic
+
+    settings = get_settings()
+    source = source_topic(topic)
+    # Each dead letter is claimed, and its refusal forgotten, in the database of the service
+    # that dead-lettered it: the services consuming the topic.
+    names = [
+        service.name
+        for service in fleet.build_all(settings)
+        if any(c.topic == source for c in service.consumers)
+    ]
+    if not names:
+        raise fail(f"no service consumes {source}")
+    dsns, bootstrap = _databases(settings, names), _bootstrap(settings)
+    run(
+        redrive(
+            settings,
+            bootstrap,
+            dsns,
+            topic,
+            since=_utc(since),
+            reason=reason,
+            dry_run=dry_run,
+            retry_unconfirmed=retry_unconfirmed,
+            progress=typer.echo,
+        ),
+        settings,
+    )
+
+
+@app.command()
+def watch(
+    account: Annotated[str | None, typer.Option(help="Only this account")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only IPs in this status (warming, active, suspended...)")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Draw once, after catching up, and exit")] = False,
+    refresh: Annotated[float, typer.Option(help="Seconds between redraws")] = 1.0,
+) -> None:
+    """A live view of every IP (status, warm-up day and progress, sent today vs limit, score)
+    and recent pool moves, built from ip.state_changed, pool.state_changed and
+    domain.pool_changed alone. Ctrl-C stops it."""
+    from shared.watch import watch as run_watch
+
+    settings = get_settings()
+    try:
+        run(
+            run_watch(
+                settings,
+                _bootstrap(settings),
+                account=account,
+                status=status,
+                once=once,
+                refresh=refresh,
+                echo=typer.echo,
+            ),
+            settings,
+        )
+    except KeyboardInterrupt:
+        pass
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import asyncpg
 from pydantic import BaseModel
 
+from shared import tracing
 from shared.contract.envelope import build_event, derive_event_id
 from shared.contract.topics import dead_letter
 from shared.messages import Emit
@@ -33,6 +34,8 @@ def event_row(emit_topic: str, key: str, value: bytes) -> OutboxRow:
 def emitted_rows(service: str, emits: Sequence[Emit]) -> list[OutboxRow]:
     """Turn `Emit`s into outbox rows, with ids derived from their cause."""
     rows: list[OutboxRow] = []
+    # The applying batch's span, when tracing is on: the CloudEvents tracing extension.
+    trace_parent = tracing.traceparent()
     for emit in emits:
         if emit.cause is None:
             raise ValueError(f"{emit.type} has no cause: its id could not be derived")
@@ -46,6 +49,8 @@ def emitted_rows(service: str, emits: Sequence[Emit]) -> list[OutboxRow]:
             data=data,
             causation_id=emit.cause.causation_id,
         )
+        if trace_parent is not None:
+            event = event.model_copy(update={"traceparent": trace_parent})
         rows.append(event_row(emit.topic, emit.key, event.to_json_bytes()))
     return rows
 

@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 import asyncpg
 import structlog
@@ -50,6 +50,22 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, TRANSIENT)
 
 
+class BatchObserver(Protocol):
+    """Told what each batch did (metrics, tracing), once per call site and never per event:
+    `attempt` as each attempt of a batch starts (what an earlier attempt reported is void),
+    `applied` and `dead_lettered` inside the attempt, `done` once the batch is committed."""
+
+    def attempt(self) -> None: ...
+
+    def applied(
+        self, valid: Sequence[Received], fresh: Sequence[Received], expired: Sequence[Received]
+    ) -> None: ...
+
+    def dead_lettered(self, record: Record, rejected: Rejected) -> None: ...
+
+    def done(self, records: int, seconds: float) -> None: ...
+
+
 @dataclass
 class Pipeline:
     """Runs one consumer's batches against Postgres. One instance per subscription."""
@@ -65,6 +81,7 @@ class Pipeline:
     partition_count: int | None = None
     # The day-partitioned inbox of a high-volume stream; None for the kept inbox.
     daily: DailyInbox | None = None
+    observer: BatchObserver | None = None
     _clocked_partitions: int = 0
 
     def __post_init__(self) -> None:
@@ -80,8 +97,11 @@ class Pipeline:
         one_by_one = False
         waits = backoff.delays(first=0.05, jitter=True)
         delay = next(waits)
-        deadline = asyncio.get_running_loop().time() + self.retry_max_seconds
+        started = asyncio.get_running_loop().time()
+        deadline = started + self.retry_max_seconds
         while True:
+            if self.observer is not None:
+                self.observer.attempt()
             try:
                 if one_by_one:
                     await self._apply_one_by_one(records)
@@ -91,6 +111,8 @@ class Pipeline:
                 else:
                     parsed.extend(self.parse(records[len(parsed) :]))
                     await self._apply(parsed)
+                if self.observer is not None:
+                    self.observer.done(len(records), asyncio.get_running_loop().time() - started)
                 return True
             except ingest.NewDay:
                 continue  # a day partition is needed first: the plain path creates it
@@ -254,6 +276,8 @@ class Pipeline:
                 dead.append(self._dead_row(record_of(item), rejected))
         rows = outbox.emitted_rows(consumer.service, emits) + dead
         await outbox.append(conn, consumer.service, rows)
+        if self.observer is not None:
+            self.observer.applied(valid, fresh, expired)
 
     async def _advance_clocks(
         self, conn: asyncpg.Connection, valid: list[Received]
@@ -315,6 +339,8 @@ class Pipeline:
         return fresh, []
 
     def _dead_row(self, record: Record, rejected: Rejected) -> outbox.OutboxRow:
+        if self.observer is not None:
+            self.observer.dead_lettered(record, rejected)
         return outbox.dead_letter_row(
             topic=self.consumer.topic,  # the contract name: the relay adds any topic prefix
             key=record.key,

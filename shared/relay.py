@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from shared import backoff, database
+from shared import backoff, database, tracing
 from shared.sql import load_statements
 
 log = structlog.get_logger(__name__)
@@ -35,8 +36,11 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         batch_size: int = 1000,
         topic_prefix: str = "",
+        on_published: Callable[[int, float], None] | None = None,
     ) -> None:
         self._topic_prefix = topic_prefix
+        # Told (rows, seconds from the first send to the last ack) per published batch.
+        self._on_published = on_published
         self.relay = relay
         self._dsn = dsn
         self._schema = schema
@@ -90,6 +94,8 @@ class OutboxRelay:
         rows = await conn.fetch(SQL.next_batch, self.relay, self._batch_size)
         if not rows:
             return 0
+        started = asyncio.get_running_loop().time()
+        started_ns = time.time_ns()
         pending = []
         for row in rows:
             headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
@@ -102,6 +108,11 @@ class OutboxRelay:
                 )
             )
         await asyncio.gather(*pending)
+        if self._on_published is not None:
+            self._on_published(len(rows), asyncio.get_running_loop().time() - started)
+        tracer = tracing.active()
+        if tracer is not None:
+            tracer.relayed(self.relay, rows, started_ns, self._topic_prefix)
         await conn.execute(SQL.forget, [row["position"] for row in rows])
         self.published += len(rows)
         return len(rows)

@@ -26,12 +26,14 @@ from shared.consumer import Consumer
 from shared.contract.topics import dead_letter
 from shared.daily_inbox import drop_expired_day_partitions
 from shared.event_clock import Clocks
+from shared.health import Subscription
 from shared.kafka import ensure_topics, make_broker, make_producer
 from shared.messages import Emit
+from shared.operations import Operations
 from shared.pipeline import Pipeline
 from shared.relay import OutboxRelay
 from shared.settings import Settings
-from shared.sql import load_statements
+from shared.sql import Statements, load_statements
 
 log = structlog.get_logger(__name__)
 SQL = load_statements("shared", "inbox.sql")
@@ -58,6 +60,8 @@ class Service:
     # (topic, event types) this service emits, for topic creation and the AsyncAPI document.
     publishes: Sequence[tuple[str, Sequence[str]]] = ()
     on_start: Callable[[asyncpg.Pool, Settings], Awaitable[None]] | None = None
+    # Gauges read from the service's own tables on scrape (its metrics.sql; shared/metrics.py).
+    gauges: Statements | None = None
 
 
 def group_id(service: str, topic: str) -> str:
@@ -85,14 +89,35 @@ class _AssignmentListener(ConsumerRebalanceListener):
         self._assigned(self._group, assigned)
 
 
+class _Listeners(ConsumerRebalanceListener):
+    """Several rebalance listeners on one subscription (aiokafka takes one), told in order:
+    the fleet's readiness and the health probes' view of the subscription."""
+
+    def __init__(self, *listeners: ConsumerRebalanceListener) -> None:
+        self._listeners = listeners
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        for listener in self._listeners:
+            await listener.on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        for listener in self._listeners:
+            await listener.on_partitions_assigned(assigned)
+
+
 def register(
     broker: KafkaBroker,
     consumer: Consumer,
     pipeline: Pipeline,
     settings: Settings,
     listener: ConsumerRebalanceListener | None = None,
+    subscription: Subscription | None = None,
 ) -> Any:
-    """Subscribe the pipeline to its topic; returns the FastStream subscriber."""
+    """Subscribe the pipeline to its topic; returns the FastStream subscriber. `listener`
+    hears the group's rebalances; so does `subscription` (health, metrics, tracing), which is
+    also told when each batch starts and ends."""
+    if subscription is not None:
+        listener = subscription if listener is None else _Listeners(listener, subscription)
     subscriber = broker.subscriber(
         settings.kafka_topic_prefix + consumer.topic,
         group_id=settings.kafka_topic_prefix + group_id(consumer.service, consumer.topic),
@@ -111,6 +136,8 @@ def register(
         title=group_id(consumer.service, consumer.topic),
         description=f"{consumer.service} applies {', '.join(sorted(consumer.types))}",
     )
+    if subscription is not None:
+        subscription.subscriber = subscriber
 
     async def on_batch(message: KafkaMessage) -> None:
         raw = message.raw_message
@@ -121,7 +148,15 @@ def register(
             # Stopping: not applied, not committed; the next owner reads it from the last
             # commit. Stopping is then prompt however deep the backlog.
             return
-        if await pipeline.process(records):
+        applied: bool | None = None
+        if subscription is not None:
+            subscription.batch_started(len(records))
+        try:
+            applied = await pipeline.process(records)
+        finally:
+            if subscription is not None:
+                subscription.batch_finished(applied)
+        if applied:
             try:
                 await message.ack()
             except (CommitFailedError, KafkaError) as error:
@@ -159,6 +194,8 @@ class Fleet:
     relays: list[OutboxRelay] = field(default_factory=list)
     pipelines: list[Pipeline] = field(default_factory=list)
     _subscribers: list[tuple[Any, Pipeline]] = field(default_factory=list)
+    # Health probes, metrics and their HTTP server (IPFLEET_HTTP_PORT).
+    ops: Operations | None = None
     # Set once every subscription has had its first assignment from its group (an empty one
     # counts: a replica beyond the partition count is assigned nothing). Not cleared by later
     # rebalances.
@@ -204,6 +241,12 @@ class Fleet:
         self._started_at = time.monotonic()
         settings = self.settings
         names = "+".join(s.name for s in self.services)
+        # First: binding the HTTP port fails at once when it is taken.
+        self.ops = ops = Operations(
+            settings,
+            {s.name: self.dsn(s.name) for s in self.services},
+            {s.name: s.gauges for s in self.services if s.gauges is not None},
+        )
         for service in self.services:
             self.pools[service.name] = await database.create_pool(
                 self.dsn(service.name), service.name
@@ -222,6 +265,7 @@ class Fleet:
         for service in self.services:
             for consumer in service.consumers:
                 pipeline = Pipeline(consumer, self.pools[service.name], settings.retry_max_seconds)
+                pipeline.observer = ops.pipeline_observer(consumer)
                 self.pipelines.append(pipeline)
                 group = settings.kafka_topic_prefix + group_id(consumer.service, consumer.topic)
                 self._unassigned.add(group)
@@ -231,6 +275,7 @@ class Fleet:
                     pipeline,
                     settings,
                     listener=_AssignmentListener(group, self._assigned),
+                    subscription=ops.subscription(service.name, consumer.topic),
                 )
                 self._subscribers.append((subscriber, pipeline))
             relay = OutboxRelay(
@@ -242,6 +287,7 @@ class Fleet:
                 ),
                 poll_seconds=settings.outbox_poll_seconds,
                 topic_prefix=settings.kafka_topic_prefix,
+                on_published=ops.relay_observer(service.name),
             )
             self.relays.append(relay)
             self._tasks.append(asyncio.create_task(relay.run(), name=f"relay:{service.name}"))
@@ -253,6 +299,7 @@ class Fleet:
                     )
                 )
         self._tasks.append(asyncio.create_task(self._caught_up_loop(), name="caught-up"))
+        await ops.start()
         await self.broker.start()
         log.info("services started", services=[s.name for s in self.services])
         # aiokafka's consumer start() returns once its group has assigned it, so this is
@@ -268,6 +315,8 @@ class Fleet:
 
     async def stop(self) -> None:
         """Stop fetching, let in-flight batches finish and commit, then stop relays."""
+        if self.ops is not None:
+            self.ops.probes.stopping = True
         for pipeline in self.pipelines:
             pipeline.accepting = False
         if self.broker is not None:
@@ -281,6 +330,8 @@ class Fleet:
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 10)
         for pool in self.pools.values():
             await pool.close()
+        if self.ops is not None:
+            await self.ops.stop()
         log.info("services stopped", services=[s.name for s in self.services])
 
     async def run_until_signalled(self) -> None:

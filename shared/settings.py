@@ -97,6 +97,41 @@ class Settings(BaseSettings):
     )
     sweep_seconds: float = Field(default=5.0, gt=0, validation_alias="IPFLEET_SWEEP_SECONDS")
 
+    # Operations: health probes, metrics, traces (shared/health.py, shared/metrics.py).
+    http_port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        validation_alias="IPFLEET_HTTP_PORT",
+        description="Port of /health/live, /health/ready and /metrics; 0 turns them off.",
+    )
+    http_host: str = Field(default="0.0.0.0", validation_alias="IPFLEET_HTTP_HOST")
+    liveness_loop_stall_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="IPFLEET_LIVENESS_LOOP_STALL_SECONDS",
+        description="/health/live fails while the event loop has not run for this long.",
+    )
+    liveness_batch_grace_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias="IPFLEET_LIVENESS_BATCH_GRACE_SECONDS",
+        description="/health/live fails when one batch has been in hand for longer than "
+        "IPFLEET_RETRY_MAX_SECONDS plus this.",
+    )
+    metrics_refresh_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        validation_alias="IPFLEET_METRICS_REFRESH_SECONDS",
+        description="Gauges read from Postgres and Kafka (lag, outbox, watermark) are read "
+        "again on a scrape at most this often.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="Set to export traces (needs the `tracing` extra); unset: no tracing.",
+    )
+
     # Embedded development stack.
     dev_data_dir: str = Field(default=".ipfleet", validation_alias="IPFLEET_DEV_DATA_DIR")
 

@@ -18,6 +18,7 @@ from shared.contract.events import (
 )
 from shared.runtime import Service
 from shared.settings import Settings
+from shared.sql import load_statements
 
 NAME = "reputation"
 
@@ -71,6 +72,7 @@ def build(settings: Settings, own: ReputationSettings | None = None) -> Service:
                 handle=handlers.on_ip_state_changed,
             ),
         ],
+        gauges=load_statements("services.reputation", "metrics.sql"),
         publishes=[
             (topics.POOL_STATE_CHANGED, [*POOL_STATE_TYPES, "dynamic_pools.configured"]),
             (topics.DOMAIN_POOL_CHANGED, ["domain.pool_changed"]),

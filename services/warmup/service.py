@@ -20,6 +20,7 @@ from shared.contract.events import (
 )
 from shared.runtime import Service, Sweep
 from shared.settings import Settings
+from shared.sql import load_statements
 
 OWN_COMMANDS = ("ip.warmup.start",)
 # Warmup is the single writer of `ip.state_changed`: every type of it, each with the IP's
@@ -84,6 +85,7 @@ def build(settings: Settings, warmup: WarmupSettings | None = None) -> Service:
             ),
         ],
         sweeps=[Sweep("close-days", partial(handlers.close_days, config=config))],
+        gauges=load_statements("services.warmup", "metrics.sql"),
         publishes=[
             (topics.IP_STATE_CHANGED, list(EMITS)),
             (topics.IP_COMMAND_RESULTS, ["command.accepted", "command.rejected"]),

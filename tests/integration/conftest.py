@@ -82,6 +82,8 @@ def settings_for(topic_prefix: str) -> Callable[..., FleetSettings]:
             "KAFKA_SESSION_TIMEOUT_MS": 2000,
             "KAFKA_HEARTBEAT_INTERVAL_MS": 100,
             "KAFKA_FETCH_MAX_WAIT_MS": 10,
+            # Several fleets run at once: tests that want the endpoints pick a free port.
+            "IPFLEET_HTTP_PORT": 0,
         }
         values.update(overrides)
         return FleetSettings(_env_file=None, **values)  # type: ignore[call-arg]

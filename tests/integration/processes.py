@@ -14,7 +14,14 @@ class ServiceProcess:
 
     def __init__(self, services: list[str], env: dict[str, str], log_path: Path) -> None:
         self._args = [sys.executable, "-m", "services", "run", *services]
-        self._env = {**os.environ, **env, "LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+        # Replicas run side by side: no health/metrics port unless the test gives one.
+        self._env = {
+            **os.environ,
+            "IPFLEET_HTTP_PORT": "0",
+            **env,
+            "LOG_FORMAT": "json",
+            "PYTHONUNBUFFERED": "1",
+        }
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
