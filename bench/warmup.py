@@ -64,7 +64,7 @@ from shared.contract import topics
 from shared.infrastructure import EmbeddedPostgresHandle, PostgresHandle, provide_kafka
 from shared.kafka import client_options, ensure_topics
 from shared.logging import configure_logging
-from shared.runtime import Fleet
+from shared.runtime import Fleet, subscription_options
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 # A platform's typical day: nearly everything delivered, a few deferrals and bounces, rare
@@ -133,14 +133,11 @@ class RunSettings:
         return self.effective.kafka_topic_partitions
 
     def send_subscription(self) -> dict[str, int]:
-        """The batch and fetch settings of the `send.recorded` subscription."""
-        s = self.effective
-        return {
-            "batch_max_records": s.batch_max_records,
-            "batch_timeout_ms": s.batch_timeout_ms,
-            "fetch_max_wait_ms": s.kafka_fetch_max_wait_ms,
-            "max_partition_fetch_bytes": s.kafka_max_partition_fetch_bytes,
-        }
+        """The batch and fetch settings of the `send.recorded` subscription, as the service
+        will run it (its own defaults, or the overrides)."""
+        service = build_warmup(self.effective, WarmupSettings(_env_file=None))
+        (consumer,) = [c for c in service.consumers if c.topic == topics.SEND_RECORDED]
+        return subscription_options(consumer, self.effective)
 
     def describe(self) -> str:
         s = self.effective
@@ -450,6 +447,7 @@ async def run_service(
 
 def describe_result(label: str, n: int, result: Result, raw: float) -> list[str]:
     rate = n / result.seconds
+    steady = f"{n / result.steady:,.0f}/s" if result.steady >= 0.5 else "n/a (under 0.5 s)"
     pg = (
         f"{result.pg_cpu / n * 1e6:.0f} µs/send ({result.pg_cpu / result.seconds:.2f} cores)"
         if result.pg_cpu is not None
@@ -459,7 +457,7 @@ def describe_result(label: str, n: int, result: Result, raw: float) -> list[str]
     lines = [
         f"(b) {label}: {n:,} sends counted in {result.seconds:.1f}s = {rate:,.0f} sends/s "
         f"from process start to last counter committed (start to first count "
-        f"{result.startup:.1f}s; {n / result.steady:,.0f}/s after it)  [{load_average()}]",
+        f"{result.startup:.1f}s; {steady} after it)  [{load_average()}]",
         f"    service / raw ceiling: {rate / raw:.1%}; peak RSS (VmHWM): {rss} MiB",
         f"    CPU: service {result.service_cpu / n * 1e6:.0f} µs/send "
         f"({result.service_cpu / result.seconds:.2f} cores); Postgres {pg}; "
@@ -630,9 +628,10 @@ async def table(
             db, bootstrap, service, n, ips, args.days, [Variant("cell")], log_dir, verbose=False
         )
         pg = f"{r.pg_cpu / n * 1e6:.0f}" if r.pg_cpu is not None else "n/a"
+        steady = f"{n / r.steady:,.0f}" if r.steady >= 0.5 else "n/a"
         print(
             f"| {n:,} | {ips:,} | {raw:,.0f} | {n / r.seconds:,.0f} | {n / r.seconds / raw:.1%} "
-            f"| {r.startup:.1f}s | {n / r.steady:,.0f} | {max(r.peak_rss):.0f} "
+            f"| {r.startup:.1f}s | {steady} | {max(r.peak_rss):.0f} "
             f"| {r.service_cpu / n * 1e6:.0f} | {pg} | {r.wal_bytes / n:.0f} "
             f"| {os.getloadavg()[0]:.2f} |",
             flush=True,
