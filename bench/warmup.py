@@ -511,8 +511,9 @@ async def measure_cell(
     base = f"bench{uuid.uuid4().hex[:6]}."
     partitions = service.partitions
     setup = setup_settings(f"{base}setup.", partitions, n_ips)
+    took = time.perf_counter()
     ips = await provision(setup, dsn, bootstrap, n_ips)
-    say(f"provisioned and warming: {len(ips)} IPs")
+    say(f"provisioned and warming: {len(ips)} IPs in {time.perf_counter() - took:.1f}s")
     runs: list[tuple[Variant, str, str]] = []
     for i, variant in enumerate(variants):
         prefix = base if i == 0 else f"{base}v{i}."
@@ -533,6 +534,7 @@ async def measure_cell(
     for variant, prefix, target in runs:
         if not variant.fsync:
             await set_fsync(db.url, False)
+            say(f"    for the next line only, the server runs with {await describe(db.url)}")
         try:
             result = await run_service(
                 db,
