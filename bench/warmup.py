@@ -88,18 +88,14 @@ COUNTED_SQL = (
     "FROM warmup_daily_counts"
 )
 
-# The flags that override a shipped default: (flag dest, variable, settings field).
+# The flags that override a shipped default: (flag dest, variable).
 OVERRIDES = (
-    ("batch", "IPFLEET_BATCH_MAX_RECORDS", "batch_max_records"),
-    ("batch_timeout_ms", "IPFLEET_BATCH_TIMEOUT_MS", "batch_timeout_ms"),
-    ("fetch_max_wait_ms", "KAFKA_FETCH_MAX_WAIT_MS", "kafka_fetch_max_wait_ms"),
-    (
-        "max_partition_fetch_bytes",
-        "KAFKA_MAX_PARTITION_FETCH_BYTES",
-        "kafka_max_partition_fetch_bytes",
-    ),
-    ("session_timeout_ms", "KAFKA_SESSION_TIMEOUT_MS", "kafka_session_timeout_ms"),
-    ("partitions", "KAFKA_TOPIC_PARTITIONS", "kafka_topic_partitions"),
+    ("batch", "IPFLEET_BATCH_MAX_RECORDS"),
+    ("batch_timeout_ms", "IPFLEET_BATCH_TIMEOUT_MS"),
+    ("fetch_max_wait_ms", "KAFKA_FETCH_MAX_WAIT_MS"),
+    ("max_partition_fetch_bytes", "KAFKA_MAX_PARTITION_FETCH_BYTES"),
+    ("session_timeout_ms", "KAFKA_SESSION_TIMEOUT_MS"),
+    ("partitions", "KAFKA_TOPIC_PARTITIONS"),
 )
 
 
@@ -115,7 +111,7 @@ class RunSettings:
     def from_args(cls, args: argparse.Namespace) -> RunSettings:
         overrides = {
             variable: str(getattr(args, dest))
-            for dest, variable, _ in OVERRIDES
+            for dest, variable in OVERRIDES
             if getattr(args, dest) is not None
         }
         if "KAFKA_SESSION_TIMEOUT_MS" in overrides:
@@ -660,7 +656,7 @@ def main() -> None:
     overrides = parser.add_argument_group(
         "overrides of the shipped defaults (the printout then says: NOT ON DEFAULTS)"
     )
-    for dest, variable, _ in OVERRIDES:
+    for dest, variable in OVERRIDES:
         overrides.add_argument(
             "--" + dest.replace("_", "-"), dest=dest, type=int, default=None, help=variable
         )
