@@ -555,9 +555,18 @@ async def check(dsn: str, n: int, say: Any) -> None:
     try:
         unknown = await conn.fetchval("SELECT coalesce(sum(n), 0) FROM unknown_ip_sends")
         counted = int(await conn.fetchval(COUNTED_SQL))
+        # What one send leaves behind for the deduplication window: its inbox row and index.
+        inbox = await conn.fetchval(
+            "SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0) FROM pg_inherits i "
+            "WHERE i.inhparent = 'inbox_daily'::regclass"
+        )
+        counts = await conn.fetchval("SELECT pg_total_relation_size('warmup_daily_counts')")
     finally:
         await conn.close()
-    say(f"    checks: counted {counted:,} of {n:,}; unknown-IP sends {unknown}")
+    say(
+        f"    checks: counted {counted:,} of {n:,}; unknown-IP sends {unknown}; inbox "
+        f"{inbox / n:.0f} B/send kept for the dedup window; daily counts {counts / 1e6:.1f} MB"
+    )
 
 
 async def measure(args: argparse.Namespace) -> None:
