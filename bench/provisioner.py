@@ -3,8 +3,12 @@ provisioner (its own process) and time each one until its `ip.provisioned` arriv
 
     .venv/bin/python -m bench.provisioner --rate 100 --seconds 30
 
-Uses DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS when set, else the embedded stack. Prints
-throughput and p50/p90/p99/max latency (publish → ip.provisioned received).
+Uses KAFKA_BOOTSTRAP_SERVERS when set, else the embedded broker, and a durable Postgres:
+DATABASE_URL when set, else the embedded one with fsync ON. The provisioner runs on a fresh
+install's settings (no ipfleet variable from this shell, no `.env`) but its inventory; the
+flags `--batch-timeout-ms`, `--fetch-max-wait-ms`, `--batch` override a default, and the
+printout then says the run is not on defaults. Prints throughput and p50/p90/p99/max latency
+(publish → ip.provisioned received), with the load average.
 """
 
 from __future__ import annotations
@@ -20,11 +24,20 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.databases import fresh_database
+from bench.databases import describe, durable_postgres, fresh_database
+from bench.environment import as_shipped, load_average, on_defaults_or_not, service_env
 from shared.client import Follower, Publisher, cloud_event
 from shared.contract import topics
-from shared.infrastructure import provide_kafka, provide_postgres
+from shared.infrastructure import provide_kafka
+from shared.logging import configure_logging
 from shared.settings import Settings
+
+# The flags that override a shipped default: (flag dest, variable).
+OVERRIDES = (
+    ("batch", "IPFLEET_BATCH_MAX_RECORDS"),
+    ("batch_timeout_ms", "IPFLEET_BATCH_TIMEOUT_MS"),
+    ("fetch_max_wait_ms", "KAFKA_FETCH_MAX_WAIT_MS"),
+)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -32,8 +45,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def measure(rate: float, seconds: float, warmup_seconds: float) -> None:
-    db = provide_postgres(os.environ.get("DATABASE_URL") or None)
+async def measure(
+    rate: float, seconds: float, warmup_seconds: float, overrides: dict[str, str]
+) -> None:
+    db = durable_postgres()
     kafka = provide_kafka(os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None)
     log_path = Path(tempfile.mkdtemp(prefix="ipfleet-bench-")) / "provisioner.log"
     proc: subprocess.Popen[bytes] | None = None
@@ -41,29 +56,26 @@ async def measure(rate: float, seconds: float, warmup_seconds: float) -> None:
         dsn = await fresh_database(db.url)
         prefix = f"bench{uuid.uuid4().hex[:6]}."
         settings = Settings(_env_file=None, KAFKA_TOPIC_PREFIX=prefix)  # type: ignore[call-arg]
-        env = {
-            **os.environ,
-            "DATABASE_URL": dsn,
-            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-            "KAFKA_TOPIC_PREFIX": prefix,
-            "IPFLEET_INVENTORY": "global=10.0.0.0/16",
-            "IPFLEET_BATCH_TIMEOUT_MS": "5",
-            # Tansu holds a fetch for its whole max wait even when data has arrived.
-            "KAFKA_FETCH_MAX_WAIT_MS": os.environ.get("KAFKA_FETCH_MAX_WAIT_MS", "10"),
-            "IPFLEET_OUTBOX_POLL_SECONDS": "0.5",
-            "LOG_LEVEL": "WARNING",
-            "LOG_FORMAT": "json",
-        }
+        # Its inventory is the one thing a provisioner cannot run without.
+        env = service_env(dsn, kafka.bootstrap_servers, prefix, overrides)
+        env["IPFLEET_INVENTORY"] = "global=10.0.0.0/16"
+        shipped = as_shipped(overrides)
+        shown = (
+            f"batch_max_records {shipped.batch_max_records}, batch_timeout_ms "
+            f"{shipped.batch_timeout_ms}, fetch_max_wait_ms {shipped.kafka_fetch_max_wait_ms}, "
+            f"outbox poll {shipped.outbox_poll_seconds}s, log level {shipped.log_level}"
+        )
         with log_path.open("wb") as log:
             proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed
                 [sys.executable, "-m", "services", "run", "provisioner"],
                 env=env,
                 stdout=log,
                 stderr=log,
+                cwd=log_path.parent,  # no `.env` from here
             )
-        print(
-            f"postgres: {db.kind}; kafka: {kafka.kind}; provisioner pid {proc.pid}; log {log_path}"
-        )
+        print(f"postgres: {db.kind} ({await describe(db.url)}); kafka: {kafka.kind}")
+        print(on_defaults_or_not(overrides, shown))
+        print(f"machine: {os.cpu_count()} CPUs; {load_average()}; log {log_path}")
         async with Publisher(settings, kafka.bootstrap_servers, prefix) as publisher:
             # Wait until the provisioner answers at all (topics created, group joined).
             async with Follower(
@@ -108,6 +120,7 @@ async def measure(rate: float, seconds: float, warmup_seconds: float) -> None:
         to_relay = [relayed[e] * 1000 for e in sent_at][skip:]
         print(f"requests: {total} at {rate:.0f}/s target ({skip} warm-up excluded from latency)")
         print(f"throughput: {total / elapsed:.1f} provisioned/s over {elapsed:.1f}s")
+        print(f"at the end: {load_average()}")
         print(
             f"latency ms: p50 {percentile(ms, 0.5):.1f}  p90 {percentile(ms, 0.9):.1f}  "
             f"p99 {percentile(ms, 0.99):.1f}  max {max(ms):.1f}  mean {statistics.fmean(ms):.1f}"
@@ -129,8 +142,18 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured duration")
     parser.add_argument("--warmup-seconds", type=float, default=3.0)
+    for dest, variable in OVERRIDES:
+        parser.add_argument(
+            "--" + dest.replace("_", "-"),
+            dest=dest,
+            type=int,
+            default=None,
+            help=f"{variable} (the printout then says: NOT ON DEFAULTS)",
+        )
     args = parser.parse_args()
-    asyncio.run(measure(args.rate, args.seconds, args.warmup_seconds))
+    overrides = {v: str(getattr(args, d)) for d, v in OVERRIDES if getattr(args, d) is not None}
+    configure_logging("pretty", os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
+    asyncio.run(measure(args.rate, args.seconds, args.warmup_seconds, overrides))
 
 
 if __name__ == "__main__":

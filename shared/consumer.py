@@ -55,6 +55,13 @@ class Consumer:
     # Optional answer to the sender of an event whose envelope parsed but whose data did not
     # (it is dead-lettered all the same), e.g. `ip.request_rejected` with `invalid_request`.
     answer_invalid: InvalidAnswer | None = None
+    # This subscription's own defaults for the fleet-wide batch and fetch settings (a
+    # high-volume stream's tuning, beside it). None keeps the fleet-wide default; a fleet-wide
+    # variable set explicitly wins over both (shared.runtime.subscription_options).
+    batch_max_records: int | None = None
+    batch_timeout_ms: int | None = None
+    fetch_max_wait_ms: int | None = None
+    max_partition_fetch_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if (self.handle is None) == (self.handle_batch is None):

@@ -105,6 +105,28 @@ class _Listeners(ConsumerRebalanceListener):
             await listener.on_partitions_assigned(assigned)
 
 
+# A subscription's own default (a Consumer field) and the fleet-wide setting it stands for.
+_SUBSCRIPTION_DEFAULTS = {
+    "batch_max_records": "batch_max_records",
+    "batch_timeout_ms": "batch_timeout_ms",
+    "fetch_max_wait_ms": "kafka_fetch_max_wait_ms",
+    "max_partition_fetch_bytes": "kafka_max_partition_fetch_bytes",
+}
+
+
+def subscription_options(consumer: Consumer, settings: Settings) -> dict[str, int]:
+    """The batch and fetch settings one subscription runs with: the fleet-wide variable when
+    it is set explicitly (environment, `.env` or keyword), else the subscription's own
+    default, else the fleet-wide default. So `IPFLEET_BATCH_MAX_RECORDS=1` still means one
+    record at a time everywhere, while a fresh install gives each subscription its own."""
+    options = {}
+    for option, setting in _SUBSCRIPTION_DEFAULTS.items():
+        own = getattr(consumer, option)
+        explicit = setting in settings.model_fields_set
+        options[option] = getattr(settings, setting) if explicit or own is None else own
+    return options
+
+
 def register(
     broker: KafkaBroker,
     consumer: Consumer,
@@ -118,19 +140,20 @@ def register(
     also told when each batch starts and ends."""
     if subscription is not None:
         listener = subscription if listener is None else _Listeners(listener, subscription)
+    options = subscription_options(consumer, settings)
     subscriber = broker.subscriber(
         settings.kafka_topic_prefix + consumer.topic,
         group_id=settings.kafka_topic_prefix + group_id(consumer.service, consumer.topic),
         batch=True,
-        max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.batch_timeout_ms,
+        max_records=options["batch_max_records"],
+        batch_timeout_ms=options["batch_timeout_ms"],
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        max_partition_fetch_bytes=settings.kafka_max_partition_fetch_bytes,
+        fetch_max_wait_ms=options["fetch_max_wait_ms"],
+        max_partition_fetch_bytes=options["max_partition_fetch_bytes"],
         decoder=_no_decode,
         listener=listener,
         title=group_id(consumer.service, consumer.topic),

@@ -22,6 +22,12 @@ from shared.runtime import Service, Sweep
 from shared.settings import Settings
 from shared.sql import load_statements
 
+# The send.recorded subscription's own batch size; the fleet-wide default (500) stays for the
+# quiet topics. Measured on a durable Postgres (bench/RESULTS.md, 2026-12-02): the batch size
+# is the setting this stream's speed depends on (one transaction, so one WAL flush, per
+# batch); the batch timeout and the fetch sizes and wait made no difference to it.
+SEND_BATCH_MAX_RECORDS = 10_000
+
 OWN_COMMANDS = ("ip.warmup.start",)
 # Warmup is the single writer of `ip.state_changed`: every type of it, each with the IP's
 # whole view (the registry's lifecycle it learns from the provisioner's `ip.provisioned`
@@ -61,6 +67,7 @@ def build(settings: Settings, warmup: WarmupSettings | None = None) -> Service:
                 # the retention window; older sends are dead-lettered (OutsideRetention).
                 inbox="daily",
                 retention_days=warmup.dedup_retention_days,
+                batch_max_records=SEND_BATCH_MAX_RECORDS,
             ),
             Consumer(
                 service=NAME,
