@@ -10,6 +10,7 @@ from services.warmup.domain.rules import WarmupRules
 from services.warmup.domain.send_counts import OutcomeCounts
 from services.warmup.domain.state import Step, WarmupState
 from services.warmup.domain.transitions import Resumed, Suspended
+from services.warmup.domain.warmup_day import WarmupRejected
 
 
 def complaint_spike(counts: OutcomeCounts, rules: WarmupRules) -> str | None:
@@ -60,3 +61,29 @@ def resume(state: WarmupState, at: datetime) -> Step:
         }
     )
     return Step(resumed, (Resumed(at=at, day_from=state.day, day_to=day_to),))
+
+
+def resume_now(state: WarmupState, at: datetime) -> Step:
+    """`ip.warmup.resume` at event time `at`: a suspended IP resumes now, one schedule day
+    back, exactly as the automatic resume would (`Resumed`). Hours before `at` passed
+    suspended: nothing is judged in them, so the watermark moves to the resume's hour.
+
+    Raises `WarmupRejected` (`not_suspended`) for an IP that is not suspended, or whose
+    automatic resume falls at or before `at` (it resumes then, on its own clock; answering
+    by the command instead would depend on how far that clock had been read)."""
+    if state.status != "suspended":
+        raise WarmupRejected(
+            "not_suspended", f"the IP is not suspended (warm-up {state.status}): nothing to resume"
+        )
+    at = as_utc(at)
+    if state.suspended_until is not None and state.suspended_until <= at:
+        raise WarmupRejected(
+            "not_suspended",
+            f"the suspension ends at {state.suspended_until.isoformat()}, before this command: "
+            "the IP resumes then on its own",
+        )
+    resumed = resume(state, at)
+    watermark = state.closed_until
+    if watermark is None or watermark < hour_start(at):
+        watermark = hour_start(at)
+    return Step(resumed.state.model_copy(update={"closed_until": watermark}), resumed.transitions)
