@@ -181,14 +181,16 @@ async def test_three_services_on_three_databases_run_the_whole_flow(
             assert joined.event["data"]["name"] == "marketing"
             assert joined.event["data"]["ip_ids"] == [ip_id]
 
-            # An IP requested without auto warm-up is announced at once, as registered.
+            # An IP requested without auto warm-up is announced at once, as registered:
+            # active at full volume, its warm-up skipped.
             quiet = cloud_event(
                 "ip.requested", {"account_id": acct, "plan": "enterprise", "auto_warmup": False}
             )
             await publisher.send(topics.IP_REQUESTED, quiet, key=acct)
             quiet_id = ip_id_for(quiet["id"])
             [registered] = await seen.wait_for(is_state(quiet_id, "ip.registered"))
-            assert registered.event["data"]["warmup"]["status"] == "not_started"
+            assert registered.event["data"]["warmup"]["status"] == "skipped"
+            assert registered.event["data"]["status"] == "active"
 
             # The pool move, now that reputation knows the IP; and a registry change, which
             # warmup announces with the IP's whole view.
