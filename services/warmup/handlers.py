@@ -28,8 +28,13 @@ from services.warmup.domain.rules import Mode, WarmupRules
 from services.warmup.domain.schedules import Schedule, UnknownSchedule, select_schedule
 from services.warmup.domain.send_counts import ZERO, SendCounters
 from services.warmup.domain.state import Step, WarmupState
-from services.warmup.domain.suspension import resume_now
-from services.warmup.domain.transitions import DailyLimitReached, HourlyLimitReached, Transition
+from services.warmup.domain.suspension import resume_now, spike_send
+from services.warmup.domain.transitions import (
+    DailyLimitReached,
+    HourlyLimitReached,
+    Suspended,
+    Transition,
+)
 from services.warmup.domain.warmup_day import WarmupRejected, skip, start, stop
 from services.warmup.ip_view import view_from_row
 from services.warmup.store import IpRecord
@@ -105,7 +110,8 @@ async def settle(
     whichever of a batch or the sweep decides a transition emits the same id. A decided
     step (a command's) names the command; a limit reached the send that crossed it
     (`crossing`, else `causes[ip_id]`, the send read last) and carries the overflow pool
-    (`overflow_of`); a transition decided by event time passing carries no cause.
+    (`overflow_of`); a suspension the send that crossed the spike threshold when this batch
+    holds it; any other transition decided by event time passing carries no cause.
     """
     if not ips:
         return []
@@ -203,8 +209,8 @@ async def settle(
                     "reputation_score": shown.score,
                 }
             )
-            caused = transition in commanded or isinstance(
-                transition, DailyLimitReached | HourlyLimitReached
+            causation = _cause_of(
+                ip.ip_id, transition, after, commanded, causes, crossing, counters
             )
             emits.append(
                 Emit(
@@ -215,9 +221,7 @@ async def settle(
                     cause=Cause(
                         id=f"{ip.ip_id}:{transition.key}",
                         time=transition.at,
-                        causation_id=_cause_of(ip.ip_id, transition, causes, crossing, counters)
-                        if caused
-                        else None,
+                        causation_id=causation,
                     ),
                 )
             )
@@ -225,24 +229,35 @@ async def settle(
     return emits
 
 
-# (ip_id, limit transition, the IP's counters) -> the id of the send that crossed it, if known.
-Crossing = Callable[[str, Transition, SendCounters], str | None]
+# (ip_id, limit or suspension, the state right after it, the IP's counters) -> the id of the
+# send that crossed the threshold, when the batch being applied holds it.
+Crossing = Callable[[str, Transition, WarmupState, SendCounters], str | None]
 
 
 def _cause_of(
     ip_id: str,
     transition: Transition,
+    after: WarmupState,
+    commanded: set[Transition],
     causes: Mapping[str, str],
     crossing: Crossing | None,
     counters: Mapping[str, SendCounters],
 ) -> str | None:
-    """The cause an emitted transition names: for a limit, the send that crossed it when the
-    batch holds it; else the input that brought the IP up to date."""
-    if crossing is not None and isinstance(transition, DailyLimitReached | HourlyLimitReached):
-        found = crossing(ip_id, transition, counters.get(ip_id, NO_SENDS))
-        if found is not None:
-            return found
-    return causes.get(ip_id)
+    """The `causationid` of an emitted transition: a command's step names the command; a
+    limit the send that crossed it when the deciding batch holds it, else the send read last;
+    a suspension the send that crossed the spike threshold when the batch holds it, else
+    none (judged at an hour's end); anything else decided by event time passing, none."""
+    if transition in commanded:
+        return causes.get(ip_id)
+    limit = isinstance(transition, DailyLimitReached | HourlyLimitReached)
+    if not limit and not isinstance(transition, Suspended):
+        return None
+    found = None
+    if crossing is not None:
+        found = crossing(ip_id, transition, after, counters.get(ip_id, NO_SENDS))
+    if found is None and limit:
+        return causes.get(ip_id)
+    return found
 
 
 # ---- overflow: where a limit's excess goes (warmup's own copy of the pools) -------------------
@@ -562,7 +577,7 @@ async def on_sends(
     )
     nows = {ip.ip_id: decision_time(clocks[read_on[ip.ip_id]], config.lateness) for ip in touched}
     causes = {ip_id: fresh[position].id for ip_id, position in attribution.latest.items()}
-    crossing = _crossing_in(fresh, sends, touched)
+    crossing = _crossing_in(fresh, sends, touched, config.rules)
     # Every touched IP's view is rewritten, its state changed or not: its sends changed
     # `sent_today`, and the view must not depend on which batch last changed the state.
     result.extend(
@@ -572,22 +587,32 @@ async def on_sends(
 
 
 def _crossing_in(
-    fresh: Sequence[Received], sends: Sequence[SendRecorded], ips: Sequence[IpRecord]
+    fresh: Sequence[Received],
+    sends: Sequence[SendRecorded],
+    ips: Sequence[IpRecord],
+    rules: WarmupRules,
 ) -> Crossing:
-    """Finds, in this batch, the send that made an IP's count reach a limit (only asked for
-    the rare limit reached, so the batch is walked then, not for every send)."""
+    """Finds, in this batch, the send that made an IP's count reach a limit or its complaints
+    a suspension (only asked for those rare transitions, so the batch is walked then, not
+    for every send)."""
     by_id = {ip.ip_id: ip for ip in ips}
 
-    def crossing(ip_id: str, transition: Transition, counters: SendCounters) -> str | None:
+    def crossing(
+        ip_id: str, transition: Transition, after: WarmupState, counters: SendCounters
+    ) -> str | None:
         ip = by_id.get(ip_id)
-        if ip is None or not isinstance(transition, DailyLimitReached | HourlyLimitReached):
+        if ip is None:
             return None
         batch: list[BatchSend] = [
             (item.id, item.event.time, data.outcome)
             for item, data in zip(fresh, sends, strict=True)
             if data.ip == ip.address and data.account_id == ip.account_id
         ]
-        return crossing_send(transition, counters, batch)
+        if isinstance(transition, Suspended):
+            return spike_send(transition, after.judged_since, counters, batch, rules)
+        if isinstance(transition, DailyLimitReached | HourlyLimitReached):
+            return crossing_send(transition, counters, batch)
+        return None
 
     return crossing
 

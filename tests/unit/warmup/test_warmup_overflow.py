@@ -1,4 +1,5 @@
-"""Overflow of limit events, and which send crossed a limit. Pure rules, no I/O."""
+"""Overflow of limit events, and which send crossed a limit or the complaint-spike threshold.
+Pure rules, no I/O."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from services.warmup.domain.daily_limit import BatchSend, crossing_send
 from services.warmup.domain.overflow import KnownPool, Overflow, choose_overflow
+from services.warmup.domain.rules import WarmupRules
 from services.warmup.domain.send_counts import Send, SendCounters, tally
-from services.warmup.domain.transitions import DailyLimitReached, HourlyLimitReached
+from services.warmup.domain.suspension import spike_send
+from services.warmup.domain.transitions import DailyLimitReached, HourlyLimitReached, Suspended
 
 IP = "ip_1"
 
@@ -36,6 +39,12 @@ def test_the_ip_itself_does_not_count_and_warming_ips_do_not_count() -> None:
     pools = [pool("tx", IP, "ip_3", default=True)]
     # ip_3 warming (not active), and the IP itself active: nowhere but shared.
     assert choose_overflow(IP, pools, {IP}) == Overflow("shared", "shared")
+
+
+def test_an_emptied_pool_takes_nothing_and_the_next_rule_applies() -> None:
+    pools = [pool("tx", IP), pool("bulk", default=True), pool("later", IP, "ip_4")]
+    assert choose_overflow(IP, pools, {"ip_4"}) == Overflow("later", "own_pool")
+    assert choose_overflow(IP, pools[:2], {"ip_4"}) == Overflow("shared", "shared")
 
 
 def test_shared_without_pools_and_dynamic_pools_never_take_overflow() -> None:
@@ -86,3 +95,18 @@ def test_the_daily_crossing_counts_the_day_up_to_the_limits_hour() -> None:
 
 
 H_ = timedelta(hours=1)
+
+
+# ---- the send that crossed the complaint-spike threshold ---------------------------------------
+
+
+def test_the_spike_send_is_the_one_after_which_the_check_first_holds() -> None:
+    rules = WarmupRules(suspend_min_sends=10)
+    sends = [(f"d{i}", HOUR + i * M, "delivered") for i in range(7)]
+    sends += [(f"c{i}", HOUR + (30 + i) * M, "complained") for i in range(3)]
+    suspended = Suspended(at=HOUR + H_, until=HOUR + 25 * H_, reason="complaint_spike")
+    # All in the deciding batch: the tenth send, the third complaint, reaches 10 sends.
+    assert spike_send(suspended, HOUR, counters(sends), sends, rules) == "c2"
+    # Counted by an earlier batch: this batch (the send that closed the hour) holds none.
+    closer = [("late", HOUR + H_ + 30 * M, "delivered")]
+    assert spike_send(suspended, HOUR, counters(sends + closer), closer, rules) is None
