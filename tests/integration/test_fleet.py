@@ -227,9 +227,9 @@ async def test_three_services_on_three_databases_run_the_whole_flow(
     inventory = await ipfleet(env, "inventory", "list")
     assert inventory.split() == ["global", "5", "free", "of", "6"]  # the quiet IP holds one
     shown = await ipfleet(env, "ip", "show", quiet_id)
-    assert '"status": "provisioning"' in shown
+    assert '"status": "active"' in shown and '"status": "skipped"' in shown
     pools = await ipfleet(env, "pool", "list", "--account", acct)
     assert "acct_fleet  transactional  (named)  0 IP(s)" in pools
     # The quiet IP joined the default pool; its address and status are reputation's copy.
     assert "acct_fleet  marketing  (named, default)  1 IP(s)" in pools
-    assert f"{quiet_id}  198.51.100." in pools and "provisioning" in pools
+    assert f"{quiet_id}  198.51.100." in pools and "active" in pools
