@@ -106,7 +106,7 @@ async def provision(
         await publisher.send(topics.IP_REQUESTED, event, key=account)
     ids = {e["id"] for e in sent}
     found = await seen.wait_for(
-        lambda s: s.topic == topics.IP_PROVISIONED and s.event["causationid"] in ids, count=n
+        lambda s: s.topic == topics.IP_PROVISIONED and s.event.get("causationid") in ids, count=n
     )
     by_cause = {s.event["causationid"]: s.event["data"]["ip_id"] for s in found}
     return [by_cause[e["id"]] for e in sent]

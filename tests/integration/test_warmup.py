@@ -69,7 +69,7 @@ async def provision(
     )
     await publisher.send(topics.IP_REQUESTED, request, key=account)
     [provisioned] = await seen.wait_for(
-        lambda s: s.topic == topics.IP_PROVISIONED and s.event["causationid"] == request["id"]
+        lambda s: s.topic == topics.IP_PROVISIONED and s.event.get("causationid") == request["id"]
     )
     data: dict[str, Any] = provisioned.event["data"]
     await seen.wait_for(
