@@ -25,7 +25,9 @@ async def _connect() -> asyncpg.Connection:
 
 @ip_app.command("show")
 def ip_show(ip_id: str) -> None:
-    """The IP's whole current view, as its ip.state_changed events carry it."""
+    """The IP's whole current view, as its ip.state_changed events carry it (JSON): the
+    warm-up's status (`skipped`, `stopped`, `completed` for an active IP) and
+    `hold_reason`, why its last day did not advance."""
 
     async def read() -> Any:
         conn = await _connect()
@@ -40,9 +42,28 @@ def ip_show(ip_id: str) -> None:
     typer.echo(json.dumps(view.model_dump(mode="json"), indent=2))
 
 
+STATUSES = (
+    *("provisioning", "warming", "active", "suspended", "cooldown", "released"),
+    *("not_started", "completed", "skipped", "stopped"),
+)
+
+
 @ip_app.command("list")
-def ip_list() -> None:
-    """Every IP with its status and warm-up progress."""
+def ip_list(
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status",
+            help="Only IPs with this IP status or warm-up status (repeatable): "
+            + ", ".join(STATUSES),
+        ),
+    ] = None,
+) -> None:
+    """Every IP with its status, warm-up status and progress."""
+    wanted = set(status or ())
+    unknown = sorted(wanted - set(STATUSES))
+    if unknown:
+        raise fail(f"unknown status {', '.join(unknown)}; choose from {', '.join(STATUSES)}")
 
     async def read() -> Any:
         conn = await _connect()
@@ -52,14 +73,16 @@ def ip_list() -> None:
             await conn.close()
 
     typer.echo(
-        f"{'IP_ID':<24} {'ACCOUNT':<16} {'ADDRESS':<16} {'STATUS':<12} {'DAY':>4} "
-        f"{'PROGRESS':>8} {'LIMIT':>9} {'SCORE':>5}"
+        f"{'IP_ID':<24} {'ACCOUNT':<16} {'ADDRESS':<16} {'STATUS':<12} {'WARMUP':<12} "
+        f"{'DAY':>4} {'PROGRESS':>8} {'LIMIT':>9} {'SCORE':>5}"
     )
     for v in run(read()):
         w = v.warmup
+        if wanted and not wanted & {v.status, w.status}:
+            continue
         limit = "unlim." if w.daily_limit < 0 else str(w.daily_limit)
         typer.echo(
-            f"{v.ip_id:<24} {v.account_id:<16} {v.address:<16} {v.status:<12} "
+            f"{v.ip_id:<24} {v.account_id:<16} {v.address:<16} {v.status:<12} {w.status:<12} "
             f"{w.day if w.day is not None else '-':>4} {w.progress:>8.0%} {limit:>9} "
             f"{v.reputation_score:>5}"
         )

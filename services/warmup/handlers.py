@@ -3,10 +3,10 @@ persist, emit. Each runs inside the pipeline's transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import asyncpg
 import structlog
@@ -20,20 +20,36 @@ from services.warmup.domain.catch_up import (
     render,
     render_as_of,
 )
+from services.warmup.domain.daily_limit import BatchSend, crossing_send
 from services.warmup.domain.event_time import hour_start
+from services.warmup.domain.overflow import DYNAMIC_POOLS, Overflow, choose_overflow
 from services.warmup.domain.reputation import score_window
 from services.warmup.domain.rules import Mode, WarmupRules
 from services.warmup.domain.schedules import Schedule, UnknownSchedule, select_schedule
 from services.warmup.domain.send_counts import ZERO, SendCounters
 from services.warmup.domain.state import Step, WarmupState
-from services.warmup.domain.transitions import DailyLimitReached, HourlyLimitReached, Transition
-from services.warmup.domain.warmup_day import WarmupRejected, start
+from services.warmup.domain.suspension import resume_now, spike_send
+from services.warmup.domain.transitions import (
+    DailyLimitReached,
+    HourlyLimitReached,
+    Suspended,
+    Transition,
+)
+from services.warmup.domain.warmup_day import WarmupRejected, skip, start, stop
 from services.warmup.ip_view import merged_status, view_from_row
 from services.warmup.store import IpRecord
 from shared import command_results, event_clock
 from shared.command_results import accepted
 from shared.contract import topics
-from shared.contract.events import IpProvisioned, IpRegistryChanged, IpWarmupStart, SendRecorded
+from shared.contract.events import (
+    IpProvisioned,
+    IpRegistryChanged,
+    IpWarmupResume,
+    IpWarmupStart,
+    IpWarmupStop,
+    PoolChanged,
+    SendRecorded,
+)
 from shared.event_clock import Clocks
 from shared.messages import BatchResult, Cause, Emit, Received, Rejected
 
@@ -79,6 +95,7 @@ async def settle(
     decided: Mapping[str, Step] | None = None,
     *,
     refresh_all: bool = False,
+    crossing: Crossing | None = None,
 ) -> list[Emit]:
     """Close what each IP's own `nows[ip_id]` allows, save the states that changed, rewrite
     their views (every IP's with `refresh_all`) and return one `ip.state_changed` per
@@ -89,8 +106,10 @@ async def settle(
     (`render_as_of`), so its data does not depend on how far the IP's partition had been
     read when it was decided; its id derives from `(ip_id, transition key)` alone, so
     whichever of a batch or the sweep decides a transition emits the same id. A decided
-    step (a command's) and a limit reached name their cause (`causes[ip_id]`: the command,
-    or the send read last); a transition decided by event time passing carries none.
+    step (a command's) names the command; a limit reached the send that crossed it
+    (`crossing`, else `causes[ip_id]`, the send read last) and carries the overflow pool
+    (`overflow_of`); a suspension the send that crossed the spike threshold when this batch
+    holds it; any other transition decided by event time passing carries no cause.
     """
     if not ips:
         return []
@@ -163,6 +182,7 @@ async def settle(
 
     commanded = {t for step in decided.values() for t in step.transitions}
     rows = await store.view_rows(conn, [ip.ip_id for ip, _ in emitting])
+    overflows = await overflow_of(conn, [ip for ip, moments in emitting if _limits_in(moments)])
     emits: list[Emit] = []
     for ip, moments in emitting:
         row = rows.get(ip.ip_id)
@@ -188,24 +208,83 @@ async def settle(
                 "warmup": shown.view,
                 "reputation_score": shown.score,
             }
-            caused = transition in commanded or isinstance(
-                transition, DailyLimitReached | HourlyLimitReached
+            causation = _cause_of(
+                ip.ip_id, transition, after, commanded, causes, crossing, counters
             )
             emits.append(
                 Emit(
                     topics.IP_STATE_CHANGED,
                     key=ip.ip_id,
                     type=cast(str, transition.event_type),
-                    data=view,
+                    data=_with_overflow(view, transition, overflows.get(ip.ip_id)),
                     cause=Cause(
                         id=f"{ip.ip_id}:{transition.key}",
                         time=transition.at,
-                        causation_id=causes.get(ip.ip_id) if caused else None,
+                        causation_id=causation,
                     ),
                 )
             )
         log.info("warm-up changed", ip_id=ip.ip_id, events=[t.key for t, _ in moments])
     return emits
+
+
+# (ip_id, limit or suspension, the state right after it, the IP's counters) -> the id of the
+# send that crossed the threshold, when the batch being applied holds it.
+Crossing = Callable[[str, Transition, WarmupState, SendCounters], str | None]
+
+
+def _cause_of(
+    ip_id: str,
+    transition: Transition,
+    after: WarmupState,
+    commanded: set[Transition],
+    causes: Mapping[str, str],
+    crossing: Crossing | None,
+    counters: Mapping[str, SendCounters],
+) -> str | None:
+    """The `causationid` of an emitted transition: a command's step names the command; a
+    limit the send that crossed it when the deciding batch holds it, else the send read last;
+    a suspension the send that crossed the spike threshold when the batch holds it, else
+    none (judged at an hour's end); anything else decided by event time passing, none."""
+    if transition in commanded:
+        return causes.get(ip_id)
+    limit = isinstance(transition, DailyLimitReached | HourlyLimitReached)
+    if not limit and not isinstance(transition, Suspended):
+        return None
+    found = None
+    if crossing is not None:
+        found = crossing(ip_id, transition, after, counters.get(ip_id, NO_SENDS))
+    if found is None and limit:
+        return causes.get(ip_id)
+    return found
+
+
+# ---- overflow: where a limit's excess goes (warmup's own copy of the pools) -------------------
+
+
+def _limits_in(moments: Sequence[tuple[Transition, WarmupState]]) -> bool:
+    return any(isinstance(t, DailyLimitReached | HourlyLimitReached) for t, _ in moments)
+
+
+async def overflow_of(conn: asyncpg.Connection, ips: Sequence[IpRecord]) -> dict[str, Overflow]:
+    """Each IP's overflow pool, judged on the pools and statuses warmup knows now (its own
+    copy of `pool.state_changed`, its own states, this batch's changes saved)."""
+    if not ips:
+        return {}
+    accounts = {ip.account_id for ip in ips}
+    pools = await store.account_pools(conn, accounts)
+    active = await store.active_ips(conn, accounts)
+    return {ip.ip_id: choose_overflow(ip.ip_id, pools.get(ip.account_id, []), active) for ip in ips}
+
+
+def _with_overflow(
+    view: dict[str, Any], transition: Transition, overflow: Overflow | None
+) -> dict[str, Any]:
+    """A limit event's data: the view and where the excess goes (`IpLimitView`); any other
+    event's: the view (`IpView`)."""
+    if overflow is None or not isinstance(transition, DailyLimitReached | HourlyLimitReached):
+        return view
+    return {**view, "overflow": overflow.as_data()}
 
 
 SENDS = f"{NAME}/{topics.SEND_RECORDED}"  # the subscription whose partitions are IPs' clocks
@@ -267,11 +346,27 @@ async def on_ip_provisioned(
             decided[ip.ip_id] = Step(not_started)
         else:
             decided[ip.ip_id] = start(ip.state, schedule, event.time, config.rules.default_mode)
+    elif not data.auto_warmup and ip.stopped_by is None and ip.state.status == "not_started":
+        # Requested without a warm-up: active at once, at full volume (status `skipped`).
+        decided[ip.ip_id] = skip(ip.state, _rewarm_schedule(config, ip, data), event.time)
     nows = {ip.ip_id: await _command_now(conn, config, ip, event)}
     emits = await settle(conn, config, [ip], nows, {ip.ip_id: event.id}, decided, refresh_all=True)
     if any(e.type == "ip.warmup_started" for e in emits):
         return emits
     return await _announced(conn, ip.ip_id, "ip.registered", emits)
+
+
+def _rewarm_schedule(config: WarmupConfig, ip: IpRecord, data: IpProvisioned) -> Schedule:
+    """The schedule a skipped IP keeps for its idle re-warm: the one requested, else (or when
+    it is unknown) the default."""
+    try:
+        return select_schedule(
+            config.schedules, data.warmup_schedule, config.rules.default_schedule
+        )
+    except UnknownSchedule as error:
+        log.warning("unknown schedule for a skipped warm-up; the default one is kept",
+                    ip_id=ip.ip_id, reason=str(error))  # fmt: skip
+        return select_schedule(config.schedules, None, config.rules.default_schedule)
 
 
 async def on_ip_updated(
@@ -324,6 +419,84 @@ async def on_warmup_start(
         conn, config, [ip], nows, {ip.ip_id: event.id}, {ip.ip_id: step}, refresh_all=True
     )
     return [accepted(event), *emits]
+
+
+# ---- ip.commands: ip.warmup.stop, ip.warmup.resume ------------------------------------------
+
+
+async def _commanded_ip(
+    conn: asyncpg.Connection, event: Received
+) -> tuple[IpRecord | None, Emit | None]:
+    """The command's IP, locked, or the rejection to answer with."""
+    data: IpWarmupStop | IpWarmupResume = event.data
+    ip = await _known_ip(conn, data.ip_id)
+    # Another account's IP reads exactly like a missing one.
+    if ip is None or ip.account_id != data.account_id:
+        return None, _rejected(event, "not_found", f"no IP {data.ip_id} in this account")
+    if ip.stopped_by is not None:
+        reason = STOPPED.get(ip.stopped_by, f"stopped: {ip.stopped_by}")
+        return None, _rejected(event, "conflict", f"the warm-up is {reason}")
+    return ip, None
+
+
+async def _commanded_step(
+    conn: asyncpg.Connection,
+    event: Received,
+    config: WarmupConfig,
+    decide: Callable[[WarmupState], Step],
+) -> Sequence[Emit]:
+    """A command that changes a started warm-up at its own event time: first what the IP's
+    own clock allows before it (as a batch or the sweep would decide it, no cause), then the
+    command's step (`decide`, a pure rule; `WarmupRejected` answers `conflict`)."""
+    ip, rejection = await _commanded_ip(conn, event)
+    if ip is None:
+        return [cast(Emit, rejection)]
+    nows = {ip.ip_id: await _command_now(conn, config, ip, event)}
+    emits = await settle(conn, config, [ip], nows, {})
+    ip = cast(IpRecord, await store.lock_ip(conn, ip.ip_id))
+    try:
+        step = decide(ip.state)
+    except WarmupRejected as error:
+        return [*emits, _rejected(event, "conflict", str(error))]
+    emits += await settle(
+        conn, config, [ip], nows, {ip.ip_id: event.id}, {ip.ip_id: step}, refresh_all=True
+    )
+    return [accepted(event), *emits]
+
+
+async def on_warmup_stop(
+    conn: asyncpg.Connection, event: Received, config: WarmupConfig
+) -> Sequence[Emit]:
+    """`ip.warmup.stop`: a warming or suspended IP becomes `active` at once, at full volume
+    (`ip.warmup_stopped`, warm-up status `stopped`); any other IP is a `conflict`."""
+    return await _commanded_step(conn, event, config, lambda state: stop(state, event.time))
+
+
+async def on_warmup_resume(
+    conn: asyncpg.Connection, event: Received, config: WarmupConfig
+) -> Sequence[Emit]:
+    """`ip.warmup.resume`: a suspended IP resumes now, one day back (`ip.resumed`), exactly
+    as the automatic resume would; any other IP is a `conflict`."""
+    return await _commanded_step(conn, event, config, lambda state: resume_now(state, event.time))
+
+
+# ---- pool.state_changed: warmup's own copy of the named pools ---------------------------------
+
+
+async def on_pool_changed(conn: asyncpg.Connection, event: Received) -> Sequence[Emit]:
+    """Keep the pool's whole state as the event carries it (overflow is judged on this copy).
+    The dynamic pools are not named pools: they take no overflow."""
+    data: PoolChanged = event.data
+    if data.name in DYNAMIC_POOLS:
+        return []
+    if event.type == "pool.deleted":
+        await store.pool_deleted(conn, data.account_id, data.name)
+        return []
+    previous = data.previous_name if event.type == "pool.renamed" else None
+    await store.pool_changed(
+        conn, data.account_id, data.name, data.is_default, data.ip_ids, event.time, previous
+    )
+    return []
 
 
 # ---- the registry's cooldown and release -----------------------------------------------------
@@ -406,10 +579,44 @@ async def on_sends(
     )
     nows = {ip.ip_id: decision_time(clocks[read_on[ip.ip_id]], config.lateness) for ip in touched}
     causes = {ip_id: fresh[position].id for ip_id, position in attribution.latest.items()}
+    crossing = _crossing_in(fresh, sends, touched, config.rules)
     # Every touched IP's view is rewritten, its state changed or not: its sends changed
     # `sent_today`, and the view must not depend on which batch last changed the state.
-    result.extend(await settle(conn, config, touched, nows, causes, refresh_all=True))
+    result.extend(
+        await settle(conn, config, touched, nows, causes, refresh_all=True, crossing=crossing)
+    )
     return result
+
+
+def _crossing_in(
+    fresh: Sequence[Received],
+    sends: Sequence[SendRecorded],
+    ips: Sequence[IpRecord],
+    rules: WarmupRules,
+) -> Crossing:
+    """Finds, in this batch, the send that made an IP's count reach a limit or its complaints
+    a suspension (only asked for those rare transitions, so the batch is walked then, not
+    for every send)."""
+    by_id = {ip.ip_id: ip for ip in ips}
+
+    def crossing(
+        ip_id: str, transition: Transition, after: WarmupState, counters: SendCounters
+    ) -> str | None:
+        ip = by_id.get(ip_id)
+        if ip is None:
+            return None
+        batch: list[BatchSend] = [
+            (item.id, item.event.time, data.outcome)
+            for item, data in zip(fresh, sends, strict=True)
+            if data.ip == ip.address and data.account_id == ip.account_id
+        ]
+        if isinstance(transition, Suspended):
+            return spike_send(transition, after.judged_since, counters, batch, rules)
+        if isinstance(transition, DailyLimitReached | HourlyLimitReached):
+            return crossing_send(transition, counters, batch)
+        return None
+
+    return crossing
 
 
 # ---- the close-days sweep --------------------------------------------------------------------

@@ -15,7 +15,13 @@ import asyncpg
 
 from shared.contract.events import IpView, WarmupView
 
-_FROM_WARMUP = {"warming": "warming", "suspended": "suspended", "completed": "active"}
+_FROM_WARMUP = {
+    "warming": "warming",
+    "suspended": "suspended",
+    "completed": "active",
+    "skipped": "active",
+    "stopped": "active",
+}
 
 
 def merged_status(registry_status: str, warmup_status: str | None) -> str:

@@ -14,8 +14,9 @@ from shared.contract import topics
 from shared.contract.events import (
     COMMANDS,
     IP_STATE_TYPES,
+    POOL_STATE_TYPES,
     REGISTRY_DATA,
-    IpWarmupStart,
+    PoolChanged,
     SendRecorded,
 )
 from shared.runtime import Service, Sweep
@@ -28,7 +29,7 @@ from shared.sql import load_statements
 # batch); the batch timeout and the fetch sizes and wait made no difference to it.
 SEND_BATCH_MAX_RECORDS = 10_000
 
-OWN_COMMANDS = ("ip.warmup.start",)
+OWN_COMMANDS = ("ip.warmup.start", "ip.warmup.stop", "ip.warmup.resume")
 # Warmup is the single writer of `ip.state_changed`: every type of it, each with the IP's
 # whole view (the registry's lifecycle it learns from the provisioner's `ip.provisioned`
 # topic among them).
@@ -53,6 +54,11 @@ def build(settings: Settings, warmup: WarmupSettings | None = None) -> Service:
     unless given."""
     warmup = warmup if warmup is not None else WarmupSettings()
     config = config_from(warmup)
+    commands = {
+        "ip.warmup.start": partial(handlers.on_warmup_start, config=config),
+        "ip.warmup.stop": partial(handlers.on_warmup_stop, config=config),
+        "ip.warmup.resume": partial(handlers.on_warmup_resume, config=config),
+    }
     return Service(
         name=NAME,
         consumers=[
@@ -85,10 +91,18 @@ def build(settings: Settings, warmup: WarmupSettings | None = None) -> Service:
             Consumer(
                 service=NAME,
                 topic=topics.IP_COMMANDS,
-                types={"ip.warmup.start": IpWarmupStart},
+                types={name: COMMANDS[name] for name in OWN_COMMANDS},
                 others=frozenset(COMMANDS) - set(OWN_COMMANDS),
-                handle=partial(handlers.on_warmup_start, config=config),
+                handle=by_type(commands),
                 answer_invalid=answer_invalid_command,
+            ),
+            # Warmup's own copy of the named pools, for the overflow of limit events.
+            Consumer(
+                service=NAME,
+                topic=topics.POOL_STATE_CHANGED,
+                types=dict.fromkeys(POOL_STATE_TYPES, PoolChanged),
+                others=frozenset({"dynamic_pools.configured"}),
+                handle=handlers.on_pool_changed,
             ),
         ],
         sweeps=[Sweep("close-days", partial(handlers.close_days, config=config))],

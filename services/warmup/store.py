@@ -16,6 +16,7 @@ import asyncpg
 
 from services.warmup.domain.attribution import UnknownSends
 from services.warmup.domain.catch_up import counters_of, wide_rows
+from services.warmup.domain.overflow import KnownPool
 from services.warmup.domain.send_counts import OUTCOMES, OutcomeCounts, SendCounters, TallyKey
 from services.warmup.domain.state import WarmupState
 from services.warmup.ip_view import view_from_row
@@ -246,3 +247,48 @@ async def daily_totals(
 
 async def stop(conn: asyncpg.Connection, ip_id: str, at: datetime, by: str) -> None:
     await conn.execute(SQL.stop, ip_id, at, by)
+
+
+# ---- warmup's copy of the named pools (from pool.state_changed) ---------------------------
+
+
+async def pool_changed(
+    conn: asyncpg.Connection,
+    account_id: str,
+    name: str,
+    is_default: bool,
+    ip_ids: Sequence[str],
+    at: datetime,
+    previous_name: str | None = None,
+) -> None:
+    """Keep a pool's whole state; a rename moves it from `previous_name`."""
+    if previous_name is not None and previous_name != name:
+        await conn.execute(
+            SQL.pool_rename, account_id, previous_name, name, is_default, list(ip_ids), at
+        )
+    else:
+        await conn.execute(SQL.pool_upsert, account_id, name, is_default, list(ip_ids), at)
+    if is_default:
+        await conn.execute(SQL.pool_demote_others, account_id, name)
+
+
+async def pool_deleted(conn: asyncpg.Connection, account_id: str, name: str) -> None:
+    await conn.execute(SQL.pool_delete, account_id, name)
+
+
+async def account_pools(
+    conn: asyncpg.Connection, account_ids: Iterable[str]
+) -> dict[str, list[KnownPool]]:
+    """Each account's named pools as warmup knows them, in creation order."""
+    pools: dict[str, list[KnownPool]] = {}
+    for row in await conn.fetch(SQL.account_pools, sorted(set(account_ids))):
+        pools.setdefault(row["account_id"], []).append(
+            KnownPool(row["name"], row["is_default"], tuple(row["ip_ids"]))
+        )
+    return pools
+
+
+async def active_ips(conn: asyncpg.Connection, account_ids: Iterable[str]) -> set[str]:
+    """The ids of the accounts' IPs that are `active` now, as warmup's own states say."""
+    rows = await conn.fetch(SQL.active_ips, sorted(set(account_ids)))
+    return {row["ip_id"] for row in rows}

@@ -167,3 +167,44 @@ WHERE ip_id = ANY($1::text[]) AND day BETWEEN $2 AND $3;
 UPDATE warmup_ips
 SET stopped_at = COALESCE(stopped_at, $2), stopped_by = $3
 WHERE ip_id = $1;
+
+-- name: pool_upsert
+-- A named pool's whole state, as a pool.state_changed event carries it ($5: its event time,
+-- kept as the creation time of a pool not known yet).
+INSERT INTO warmup_pools AS p (account_id, name, is_default, ip_ids, created_at)
+VALUES ($1, $2, $3, $4::text[], $5)
+ON CONFLICT (account_id, name) DO UPDATE SET is_default = EXCLUDED.is_default,
+                                             ip_ids = EXCLUDED.ip_ids;
+
+-- name: pool_demote_others
+-- An account has at most one default pool: a new default demotes the old one (the
+-- reputation service announces only the new one).
+UPDATE warmup_pools SET is_default = false
+WHERE account_id = $1 AND name <> $2 AND is_default;
+
+-- name: pool_rename
+-- The pool $2 is now named $3 (same IPs, same creation time), with its whole state.
+WITH old AS (
+    DELETE FROM warmup_pools WHERE account_id = $1 AND name = $2 RETURNING created_at
+)
+INSERT INTO warmup_pools AS p (account_id, name, is_default, ip_ids, created_at)
+VALUES ($1, $3, $4, $5::text[], COALESCE((SELECT created_at FROM old), $6))
+ON CONFLICT (account_id, name) DO UPDATE SET is_default = EXCLUDED.is_default,
+                                             ip_ids = EXCLUDED.ip_ids;
+
+-- name: pool_delete
+DELETE FROM warmup_pools WHERE account_id = $1 AND name = $2;
+
+-- name: account_pools
+-- The named pools of some accounts, each account's in creation order.
+SELECT account_id, name, is_default, ip_ids
+FROM warmup_pools
+WHERE account_id = ANY($1::text[])
+ORDER BY account_id, created_at, name;
+
+-- name: active_ips
+-- The IPs of some accounts that send at full volume now: warm-up `active` (completed,
+-- skipped or stopped) and not in cooldown or released.
+SELECT account_id, ip_id
+FROM warmup_ips
+WHERE account_id = ANY($1::text[]) AND status = 'active' AND stopped_at IS NULL;

@@ -104,6 +104,19 @@ class IpWarmupStart(AccountScoped):
     schedule: str | None = Field(default=None, min_length=1, max_length=64)
 
 
+class IpWarmupStop(AccountScoped):
+    """The IP becomes `active` at once, at full volume (an operator's choice)."""
+
+    ip_id: str = Field(min_length=1)
+
+
+class IpWarmupResume(AccountScoped):
+    """A suspended warm-up resumes now, one day back, instead of waiting for the automatic
+    resume."""
+
+    ip_id: str = Field(min_length=1)
+
+
 class PoolCreate(AccountScoped):
     name: PoolName
     is_default: bool = False
@@ -170,6 +183,8 @@ COMMANDS: dict[str, type[AccountScoped]] = {
     "ip.release": IpRelease,
     "ip.update": IpUpdate,
     "ip.warmup.start": IpWarmupStart,
+    "ip.warmup.stop": IpWarmupStop,
+    "ip.warmup.resume": IpWarmupResume,
     "pool.create": PoolCreate,
     "pool.rename": PoolRename,
     "pool.delete": PoolDelete,
@@ -219,8 +234,13 @@ class WarmupDay(EventData):
     done: bool
 
 
+WarmupStatus = Literal["not_started", "warming", "suspended", "completed", "skipped", "stopped"]
+
+
 class WarmupView(EventData):
-    status: Literal["not_started", "warming", "suspended", "completed"] = "not_started"
+    # `completed`, `skipped` (requested with `auto_warmup: false`) and `stopped`
+    # (`ip.warmup.stop`) are the warm-up statuses of an `active` IP.
+    status: WarmupStatus = "not_started"
     schedule: str | None = None
     mode: Literal["earned", "calendar"] | None = None
     day: int | None = None
@@ -244,6 +264,25 @@ class IpView(AccountScoped):
     rdns: str | None
     warmup: WarmupView
     reputation_score: int = Field(ge=0, le=100)
+
+
+OverflowReason = Literal["own_pool", "default_pool", "shared"]
+
+
+class Overflow(EventData):
+    """Where a sender puts what exceeds an IP's limit: a named pool of the account holding an
+    `active` IP other than this one (`own_pool`: one this IP is in; `default_pool`), else the
+    platform's `shared` IPs."""
+
+    pool: str
+    reason: OverflowReason
+
+
+class IpLimitView(IpView):
+    """`data` of `ip.daily_limit_reached` / `ip.hourly_limit_reached`: the whole view, and
+    where the overflow goes."""
+
+    overflow: Overflow
 
 
 class PoolChanged(AccountScoped):
@@ -304,15 +343,18 @@ IP_STATE_TYPES = (
     "ip.registered",
     "ip.warmup_started",
     "ip.warmup_advanced",
+    "ip.warmup_held",
     "ip.daily_limit_reached",
     "ip.hourly_limit_reached",
     "ip.warmed",
+    "ip.warmup_stopped",
     "ip.suspended",
     "ip.resumed",
     "ip.updated",
     "ip.cooldown_started",
     "ip.released",
 )
+LIMIT_TYPES = ("ip.daily_limit_reached", "ip.hourly_limit_reached")
 POOL_STATE_TYPES = (
     "pool.created",
     "pool.renamed",
@@ -330,6 +372,7 @@ EVENT_DATA: dict[str, type[EventData]] = {
     "ip.provisioned": IpProvisioned,
     "ip.request_rejected": IpRequestRejected,
     **{t: IpView for t in IP_STATE_TYPES},
+    **dict.fromkeys(LIMIT_TYPES, IpLimitView),
     **{t: PoolChanged for t in POOL_STATE_TYPES},
     "dynamic_pools.configured": DynamicPoolsConfigured,
     "domain.pool_changed": DomainPoolChanged,

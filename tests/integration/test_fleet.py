@@ -181,14 +181,16 @@ async def test_three_services_on_three_databases_run_the_whole_flow(
             assert joined.event["data"]["name"] == "marketing"
             assert joined.event["data"]["ip_ids"] == [ip_id]
 
-            # An IP requested without auto warm-up is announced at once, as registered.
+            # An IP requested without auto warm-up is announced at once, as registered:
+            # active at full volume, its warm-up skipped.
             quiet = cloud_event(
                 "ip.requested", {"account_id": acct, "plan": "enterprise", "auto_warmup": False}
             )
             await publisher.send(topics.IP_REQUESTED, quiet, key=acct)
             quiet_id = ip_id_for(quiet["id"])
             [registered] = await seen.wait_for(is_state(quiet_id, "ip.registered"))
-            assert registered.event["data"]["warmup"]["status"] == "not_started"
+            assert registered.event["data"]["warmup"]["status"] == "skipped"
+            assert registered.event["data"]["status"] == "active"
 
             # The pool move, now that reputation knows the IP; and a registry change, which
             # warmup announces with the IP's whole view.
@@ -225,9 +227,9 @@ async def test_three_services_on_three_databases_run_the_whole_flow(
     inventory = await ipfleet(env, "inventory", "list")
     assert inventory.split() == ["global", "5", "free", "of", "6"]  # the quiet IP holds one
     shown = await ipfleet(env, "ip", "show", quiet_id)
-    assert '"status": "provisioning"' in shown
+    assert '"status": "active"' in shown and '"status": "skipped"' in shown
     pools = await ipfleet(env, "pool", "list", "--account", acct)
     assert "acct_fleet  transactional  (named)  0 IP(s)" in pools
     # The quiet IP joined the default pool; its address and status are reputation's copy.
     assert "acct_fleet  marketing  (named, default)  1 IP(s)" in pools
-    assert f"{quiet_id}  198.51.100." in pools and "provisioning" in pools
+    assert f"{quiet_id}  198.51.100." in pools and "active" in pools

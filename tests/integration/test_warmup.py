@@ -335,9 +335,11 @@ async def test_standard_14_in_calendar_mode_started_by_command_ends_active(
             finally:
                 await conn.close()
 
-        await wait_until(registered, 30, "the not_started view")
+        await wait_until(registered, 30, "the skipped view")
+        # Requested without a warm-up: active at once, at full volume.
         view = await view_of(database, ip_id)
-        assert view["status"] == "provisioning" and view["warmup"]["status"] == "not_started"
+        assert view["status"] == "active" and view["warmup"]["status"] == "skipped"
+        assert view["warmup"]["daily_limit"] == -1
 
         command = cloud_event(
             "ip.warmup.start",
@@ -398,16 +400,24 @@ async def test_an_ip_that_sends_too_little_holds_and_the_reason_shows(
     assert warmup["hold_reason"].startswith("bounce_rate: 25.00% of sent mail")
     assert "low_volume: delivered 3 of the 9 needed (90% of 10)" in warmup["hold_reason"]
     assert warmup["days"][0] == {"day": 1, "limit": 10, "sent": 1, "done": False}
-    # A hold is no event: only the start was emitted.
-    assert [e["type"] for e in warmup_events(seen, ip_id)] == ["ip.warmup_started"]
+    # The held day is an event of its own, decided by event time (no cause), id from the day.
+    events = warmup_events(seen, ip_id)
+    assert [e["type"] for e in events] == ["ip.warmup_started", "ip.warmup_held"]
+    held = events[1]
+    assert held["time"] == "2026-01-06T00:00:00Z" and "causationid" not in held
+    assert held["id"] == derive_event_id(f"{ip_id}:held:2026-01-05", "ip.warmup_held")
+    assert held["data"]["warmup"]["hold_reason"] == warmup["hold_reason"]
 
-    # `ipfleet ip list`: one row per IP, with status and warm-up progress.
+    # `ipfleet ip list`: one row per IP, with status, warm-up status and progress.
     header, *rows = (await ipfleet(database, "ip", "list")).splitlines()
     assert header.split() == [
-        "IP_ID", "ACCOUNT", "ADDRESS", "STATUS", "DAY", "PROGRESS", "LIMIT", "SCORE"
+        "IP_ID", "ACCOUNT", "ADDRESS", "STATUS", "WARMUP", "DAY", "PROGRESS", "LIMIT", "SCORE"
     ]  # fmt: skip
     row = next(r.split() for r in rows if r.startswith(ip_id))
-    assert row[1:7] == ["acct_h", view["address"], "warming", "1", "0%", "10"]
+    assert row[1:8] == ["acct_h", view["address"], "warming", "warming", "1", "0%", "10"]
+    # Filtered by status: IP status or warm-up status.
+    assert ip_id in await ipfleet(database, "ip", "list", "--status", "warming")
+    assert ip_id not in await ipfleet(database, "ip", "list", "--status", "skipped")
 
 
 async def test_a_complaint_spike_suspends_and_the_ip_resumes_one_day_back(
@@ -598,8 +608,8 @@ async def test_warmup_start_commands_are_answered_and_a_cooldown_stops_the_warmu
         "ip.warmup_started",
         "ip.cooldown_started",
     ]
-    assert events[0]["data"]["status"] == "provisioning"
-    assert events[0]["data"]["warmup"]["status"] == "not_started"
+    assert events[0]["data"]["status"] == "active"
+    assert events[0]["data"]["warmup"]["status"] == "skipped"
     assert events[-1]["data"]["status"] == "cooldown"
     # Caused by the provisioner's ip.cooldown_started, itself caused by the release.
     assert events[-1]["causationid"] == derive_event_id(release["id"], "ip.cooldown_started")

@@ -27,6 +27,8 @@ CONTRACT_COMMANDS = (
     "ip.release",
     "ip.update",
     "ip.warmup.start",
+    "ip.warmup.stop",
+    "ip.warmup.resume",
     "pool.create",
     "pool.rename",
     "pool.delete",
@@ -43,9 +45,11 @@ CONTRACT_IP_STATE = (
     "ip.registered",
     "ip.warmup_started",
     "ip.warmup_advanced",
+    "ip.warmup_held",
     "ip.daily_limit_reached",
     "ip.hourly_limit_reached",
     "ip.warmed",
+    "ip.warmup_stopped",
     "ip.suspended",
     "ip.resumed",
     "ip.updated",
@@ -83,6 +87,8 @@ CONTRACT_FIELDS: dict[str, str] = {
     "ip.release": "account_id ip_id",
     "ip.update": "account_id ip_id pool rdns",
     "ip.warmup.start": "account_id ip_id schedule",
+    "ip.warmup.stop": "account_id ip_id",
+    "ip.warmup.resume": "account_id ip_id",
     "pool.create": "account_id name is_default",
     "pool.rename": "account_id name new_name",
     "pool.delete": "account_id name",
@@ -99,6 +105,10 @@ CONTRACT_FIELDS: dict[str, str] = {
     "ip.provisioned": "ip_id account_id address region pool rdns status",
     "ip.request_rejected": "account_id reason message",
     **dict.fromkeys(CONTRACT_IP_STATE, _IP_VIEW),
+    **dict.fromkeys(
+        ("ip.daily_limit_reached", "ip.hourly_limit_reached"),
+        f"{_IP_VIEW} overflow.pool overflow.reason",
+    ),
     "domain.pool_changed": (
         "domain account_id prev_pool new_pool reason bounce_rate complaint_rate "
         "processed_count initiated_by"

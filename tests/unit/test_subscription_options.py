@@ -8,8 +8,8 @@ from typing import Any
 from services.settings import FleetSettings
 from services.warmup.service import SEND_BATCH_MAX_RECORDS, build
 from services.warmup.settings import WarmupSettings
-from shared.contract import topics
 from shared.consumer import Consumer
+from shared.contract import topics
 from shared.runtime import subscription_options
 from shared.settings import Settings
 

@@ -46,6 +46,7 @@ def rewarm(state: WarmupState, at: datetime, rules: WarmupRules, schedule: Sched
             "started_at": at,
             "judged_since": hour_start(at),
             "warmed_at": None,
+            "finished": None,
             "hold_reason": None,
             "history": (),
         }

@@ -17,6 +17,9 @@ from services.warmup.domain.schedules import UNLIMITED, Schedule
 from services.warmup.domain.transitions import Transition
 
 WarmupStatus = Literal["not_started", "warming", "suspended", "active"]
+# Why an `active` IP is active: its schedule finished, it was requested without a warm-up
+# (`auto_warmup: false`), or an operator stopped its warm-up (`ip.warmup.stop`).
+Finished = Literal["completed", "skipped", "stopped"]
 
 
 class DayRecord(BaseModel):
@@ -49,6 +52,7 @@ class WarmupState(BaseModel):
     suspended_at: AwareDatetime | None = None
     suspended_until: AwareDatetime | None = None
     warmed_at: AwareDatetime | None = None
+    finished: Finished | None = None  # set while `active`
     last_send_hour: AwareDatetime | None = None
     # "Once per day / once per hour": the last day and hour whose limit event was emitted.
     daily_limit_reached_on: date | None = None

@@ -1,7 +1,7 @@
 """What the warm-up rules decided: small typed values, one per thing that happened.
 
 Each transition knows the contract event type it becomes on `ip.state_changed`
-(`event_type`, None for a hold, which is only visible in the IP's view), the event time it
+(`event_type`), the event time it
 took effect (`at`), and a `key` unique per IP and stable under replay, from which the
 service can derive the emitted event's id (e.g. uuid5(ip_id, key)) whatever input or sweep
 happened to trigger it.
@@ -63,9 +63,9 @@ class Advanced:
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """A closed day that did not earn the next one. Not an event: the view shows the reason."""
+    """A closed day that did not earn the next one; the view's `hold_reason` says why."""
 
-    event_type: ClassVar[str | None] = None
+    event_type: ClassVar[str] = "ip.warmup_held"
     on: date
     day: int
     causes: tuple[HoldCause, ...]
@@ -93,6 +93,19 @@ class Warmed:
     @property
     def key(self) -> str:
         return f"warmed:{self.on.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class WarmupStopped:
+    """An operator stopped the warm-up (`ip.warmup.stop`): the IP is `active` at once."""
+
+    event_type: ClassVar[str] = "ip.warmup_stopped"
+    at: datetime
+    day: int
+
+    @property
+    def key(self) -> str:
+        return f"warmup_stopped:{iso(self.at)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +167,7 @@ Transition = (
     | Advanced
     | Held
     | Warmed
+    | WarmupStopped
     | Suspended
     | Resumed
     | DailyLimitReached

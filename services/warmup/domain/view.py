@@ -19,9 +19,11 @@ from services.warmup.domain.schedules import UNLIMITED, Schedule
 from services.warmup.domain.send_counts import SendCounters
 from services.warmup.domain.state import WarmupState, WarmupStatus
 
+ViewStatus = Literal["not_started", "warming", "suspended", "completed", "skipped", "stopped"]
 # The warm-up status vocabulary of the view (shared.contract.events.WarmupView) and the IP
-# status each one shows on the wire (the contract's Statuses section).
-_VIEW_STATUS: dict[WarmupStatus, Literal["not_started", "warming", "suspended", "completed"]] = {
+# status each one shows on the wire (the contract's Statuses section). An active IP's
+# warm-up status says why it is active (`WarmupState.finished`).
+_VIEW_STATUS: dict[WarmupStatus, ViewStatus] = {
     "not_started": "not_started",
     "warming": "warming",
     "suspended": "suspended",
@@ -38,6 +40,14 @@ _IP_STATUS: dict[WarmupStatus, Literal["provisioning", "warming", "suspended", "
 def ip_status(state: WarmupState) -> Literal["provisioning", "warming", "suspended", "active"]:
     """The IP `status` this warm-up state shows on the wire (before cooldown/release)."""
     return _IP_STATUS[state.status]
+
+
+def view_status(state: WarmupState) -> ViewStatus:
+    """The view's warm-up status: an active IP's says whether its warm-up completed, was
+    skipped (`auto_warmup: false`) or was stopped (`ip.warmup.stop`)."""
+    if state.status == "active" and state.finished is not None:
+        return state.finished
+    return _VIEW_STATUS[state.status]
 
 
 def progress(state: WarmupState, schedule: Schedule | None) -> float:
@@ -61,18 +71,20 @@ def warmup_view(
     Fields: `schedule`, `mode`, `day`, `progress`, `daily_limit` and `hourly_limit` (-1
     unlimited, 0 while suspended), `sent_today` (sent on the UTC day of `now`, dropped
     excluded), `started_at`, `hold_reason`, `days` [{`day`, `limit`, `sent`, `done`}];
-    beyond the contract: `status` (not_started / warming / suspended / completed) and
-    `suspended_until`. `schedule` is the IP's schedule (None before the start is fine).
+    beyond the contract: `status` (not_started / warming / suspended / completed / skipped /
+    stopped) and `suspended_until`. A skipped warm-up shows no schedule, mode, day or days:
+    the IP never warmed (its state keeps the schedule a re-warm would use). `schedule` is
+    the IP's schedule (None before the start is fine).
     `sent_today` overrides the count read off `counters` (a view as of a past moment).
     """
     if schedule is not None:
         state.require(schedule)
-    started = state.status != "not_started"
+    started = state.status != "not_started" and state.finished != "skipped"
     if sent_today is None:
         sent_today = counters.day(as_utc(now).date()).sent
     daily, hourly = state.limits(schedule) if started and schedule else (UNLIMITED, UNLIMITED)
     return {
-        "status": _VIEW_STATUS[state.status],
+        "status": view_status(state),
         "schedule": state.schedule if started else None,
         "mode": state.mode if started else None,
         "day": state.day if started else None,
@@ -83,17 +95,21 @@ def warmup_view(
         "started_at": iso(state.started_at) if state.started_at else None,
         "hold_reason": state.hold_reason,
         "suspended_until": iso(state.suspended_until) if state.suspended_until else None,
-        "days": _days(state, schedule, sent_today) if schedule else [],
+        "days": _days(state, schedule, sent_today) if schedule and started else [],
     }
 
 
 def _days(state: WarmupState, schedule: Schedule, sent_today: int) -> list[dict[str, Any]]:
     judged = {record.day: record.sent for record in state.history}
     in_progress = state.status in ("warming", "suspended")
+    # A stopped warm-up shows how far it got: the days before the one it stopped on.
+    stopped = state.status == "active" and state.finished == "stopped"
     days = []
     for entry in schedule.days:
         current = in_progress and entry.day == state.day
-        done = state.status == "active" or (in_progress and entry.day < state.day)
+        done = (state.status == "active" and not stopped) or (
+            (in_progress or stopped) and entry.day < state.day
+        )
         days.append(
             {
                 "day": entry.day,

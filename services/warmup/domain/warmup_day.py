@@ -20,6 +20,7 @@ from services.warmup.domain.transitions import (
     Transition,
     Warmed,
     WarmupStarted,
+    WarmupStopped,
 )
 
 
@@ -35,11 +36,12 @@ def start(state: WarmupState, schedule: Schedule, at: datetime, mode: Mode) -> S
     """Start the warm-up at event time `at`: status `warming`, day 1 of `schedule`.
 
     The UTC day containing `at` is the first day judged, however late in the day the start.
-    Raises `WarmupRejected` unless the IP's warm-up is `not_started`.
+    An `active` IP (warmed, skipped or stopped) starts a new warm-up: its hours are judged
+    as a warming IP's from the start's hour on. Raises `WarmupRejected` while the IP is
+    warming or suspended.
     """
-    if state.status != "not_started":
-        reason = "already_warmed" if state.status == "active" else "already_started"
-        raise WarmupRejected(reason, f"warm-up is already {state.status}")
+    if state.status in ("warming", "suspended"):
+        raise WarmupRejected("already_started", f"warm-up is already {state.status}")
     at = as_utc(at)
     started = state.model_copy(
         update={
@@ -48,13 +50,66 @@ def start(state: WarmupState, schedule: Schedule, at: datetime, mode: Mode) -> S
             "mode": mode,
             "day": 1,
             "started_at": at,
+            # An active IP's watermark may be past the start (its own sends were read
+            # further): its hours from the start on are judged again, as a warming IP's, so
+            # the outcome does not depend on how far its partition had been read.
             "closed_until": hour_start(at),
             "judged_since": hour_start(at),
             "hold_reason": None,
+            "suspended_at": None,
+            "suspended_until": None,
+            "warmed_at": None,
+            "finished": None,
             "history": (),
         }
     )
     return Step(started, (WarmupStarted(at=at, schedule=schedule.name, mode=mode),))
+
+
+def skip(state: WarmupState, schedule: Schedule, at: datetime) -> Step:
+    """An IP requested with `auto_warmup: false`: `active` at once, at full volume, warm-up
+    status `skipped`. `schedule` is kept for the idle re-warm, which applies to every active
+    IP; the idle period counts from `at`. Nothing is emitted for it: the IP is announced
+    `ip.registered`. Raises `WarmupRejected` unless the warm-up is `not_started`."""
+    if state.status != "not_started":
+        raise WarmupRejected("already_started", f"warm-up is already {state.status}")
+    at = as_utc(at)
+    skipped = state.model_copy(
+        update={
+            "status": "active",
+            "finished": "skipped",
+            "schedule": schedule.name,
+            "day": 0,
+            "warmed_at": at,
+            "closed_until": hour_start(at),
+            "hold_reason": None,
+        }
+    )
+    return Step(skipped)
+
+
+def stop(state: WarmupState, at: datetime) -> Step:
+    """`ip.warmup.stop` at event time `at`: a warming or suspended IP becomes `active` at once,
+    at full volume, warm-up status `stopped` (its day and history stay, to show how far it
+    got). The idle period counts from `at`. Raises `WarmupRejected` (`not_warming`) for an
+    IP that is not warming or suspended."""
+    if state.status not in ("warming", "suspended"):
+        shown = state.finished if state.status == "active" and state.finished else state.status
+        raise WarmupRejected(
+            "not_warming", f"the IP is not warming (warm-up {shown}): there is nothing to stop"
+        )
+    at = as_utc(at)
+    stopped = state.model_copy(
+        update={
+            "status": "active",
+            "finished": "stopped",
+            "warmed_at": at,
+            "suspended_at": None,
+            "suspended_until": None,
+            "hold_reason": None,
+        }
+    )
+    return Step(stopped, (WarmupStopped(at=at, day=state.day),))
 
 
 def required_deliveries(daily_limit: int, share: float) -> int:
@@ -147,6 +202,7 @@ def close_day(
         warmed = state.model_copy(
             update={
                 "status": "active",
+                "finished": "completed",
                 "hold_reason": None,
                 "warmed_at": closed_at,
                 "history": history,
@@ -156,6 +212,6 @@ def close_day(
     transitions.append(Advanced(on=on, day_from=state.day, day_to=next_day))
     update: dict[str, object] = {"day": next_day, "hold_reason": None, "history": history}
     if schedule.day(next_day).unlimited:
-        update |= {"status": "active", "warmed_at": closed_at}
+        update |= {"status": "active", "finished": "completed", "warmed_at": closed_at}
         transitions.append(Warmed(on=on, day=next_day))
     return Step(state.model_copy(update=update), tuple(transitions))

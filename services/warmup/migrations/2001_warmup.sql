@@ -36,7 +36,7 @@ CREATE INDEX warmup_ips_due ON warmup_ips (closed_until)
 -- the registry's fields when an `ip.state_changed` is emitted or `ipfleet ip show` reads it.
 CREATE TABLE ip_warmup_views (
     ip_id            text        PRIMARY KEY,
-    status           text        NOT NULL,  -- not_started | warming | suspended | completed
+    status           text        NOT NULL,  -- not_started | warming | suspended | completed | skipped | stopped
     warmup           jsonb       NOT NULL,  -- the contract's `warmup` object
     reputation_score integer     NOT NULL DEFAULT 50 CHECK (reputation_score BETWEEN 0 AND 100),
     updated_at       timestamptz NOT NULL DEFAULT now()
@@ -77,4 +77,16 @@ CREATE TABLE unknown_ip_sends (
     first_seen timestamptz NOT NULL,  -- event time
     last_seen  timestamptz NOT NULL,  -- event time
     PRIMARY KEY (address, day)
+);
+
+-- Warmup's own copy of the accounts' named pools, from `pool.state_changed` (each event
+-- carries the pool's whole state): the overflow of a limit event is judged on it. Never
+-- read from the reputation service's tables.
+CREATE TABLE warmup_pools (
+    account_id text        NOT NULL,
+    name       text        NOT NULL,
+    is_default boolean     NOT NULL DEFAULT false,
+    ip_ids     text[]      NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL,  -- event time of pool.created: own pools in this order
+    PRIMARY KEY (account_id, name)
 );

@@ -217,7 +217,13 @@ def test_the_service_takes_its_commands_and_skips_the_others() -> None:
     commands_consumer = by_topic["ip.commands"]
     assert set(commands_consumer.types) | set(commands_consumer.others) == set(COMMANDS)
     assert not set(commands_consumer.types) & set(commands_consumer.others)
-    assert set(commands_consumer.others) == {"ip.release", "ip.update", "ip.warmup.start"}
+    assert set(commands_consumer.others) == {
+        "ip.release",
+        "ip.update",
+        "ip.warmup.start",
+        "ip.warmup.stop",
+        "ip.warmup.resume",
+    }
     # Every change of an IP keeps reputation's copy of its status; ip.released also empties
     # its pools. The registry's other events arrive with the whole view on ip.state_changed.
     state_changed = by_topic["ip.state_changed"]

@@ -50,9 +50,8 @@ def test_a_not_started_ip_has_no_limits() -> None:
 
 
 @pytest.mark.parametrize(("status", "reason"), [("warming", "already_started"),
-                                                ("suspended", "already_started"),
-                                                ("active", "already_warmed")])  # fmt: skip
-def test_start_is_refused_once_started(status: str, reason: str) -> None:
+                                                ("suspended", "already_started")])  # fmt: skip
+def test_start_is_refused_while_warming_or_suspended(status: str, reason: str) -> None:
     state = warming().model_copy(update={"status": status})
     with pytest.raises(WarmupRejected) as refused:
         start(state, STANDARD, T0, "earned")
@@ -132,7 +131,8 @@ def test_close_day_holds_and_the_reason_is_visible() -> None:
     assert state.day == 1
     assert state.hold_reason == "low_volume: delivered 10 of the 45 needed (90% of 50)"
     (held,) = transitions
-    assert isinstance(held, Held) and held.event_type is None  # no event for a hold
+    assert isinstance(held, Held) and held.event_type == "ip.warmup_held"
+    assert held.causes == ("low_volume",) and held.key == "held:2026-11-23"
     assert held.causes == ("low_volume",)
     assert [(r.day, r.sent, r.done) for r in state.history] == [(1, 10, False)]
 

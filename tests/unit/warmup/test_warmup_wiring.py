@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from services.warmup.domain.schedules import ScheduleError, UnknownSchedule
 from services.warmup.service import build
 from services.warmup.settings import WarmupSettings
-from shared.contract.events import IP_STATE_TYPES, REGISTRY_TYPES
+from shared.contract.events import IP_STATE_TYPES, POOL_STATE_TYPES, REGISTRY_TYPES
 from shared.settings import Settings
 
 SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
@@ -68,16 +68,17 @@ def test_an_unknown_default_schedule_or_a_bad_directory_stops_the_service(tmp_pa
         build(SETTINGS, warmup_settings(schedules_dir=tmp_path / "missing"))
 
 
-def test_the_service_subscribes_to_its_three_topics_and_dedups_sends_daily() -> None:
+def test_the_service_subscribes_to_its_four_topics_and_dedups_sends_daily() -> None:
     service = build(SETTINGS, warmup_settings(dedup_retention_days=3))
     assert service.name == "warmup"
     by_topic = {c.topic: c for c in service.consumers}
-    assert set(by_topic) == {"ip.provisioned", "ip.commands", "send.recorded"}
+    assert set(by_topic) == {"ip.provisioned", "ip.commands", "send.recorded", "pool.state_changed"}
     sends = by_topic["send.recorded"]
     assert sends.handle_batch is not None and sends.inbox == "daily"
     assert sends.retention_days == 3
     commands = by_topic["ip.commands"]
-    assert set(commands.types) == {"ip.warmup.start"} and "ip.release" in commands.others
+    assert set(commands.types) == {"ip.warmup.start", "ip.warmup.stop", "ip.warmup.resume"}
+    assert "ip.release" in commands.others
     assert commands.answer_invalid is not None
     # The registry's whole lifecycle, from the provisioner; warmup writes ip.state_changed,
     # every type of it, and reads none.
@@ -86,3 +87,8 @@ def test_the_service_subscribes_to_its_three_topics_and_dedups_sends_daily() -> 
     emitted = dict(service.publishes)["ip.state_changed"]
     assert set(emitted) == set(IP_STATE_TYPES)
     assert [s.name for s in service.sweeps] == ["close-days"]
+    # Its own copy of the named pools (overflow of limit events); the dynamic pools' config
+    # is not its business.
+    pools = by_topic["pool.state_changed"]
+    assert set(pools.types) == set(POOL_STATE_TYPES)
+    assert pools.others == frozenset({"dynamic_pools.configured"})
