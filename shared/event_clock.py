@@ -6,11 +6,10 @@ so that a partition read ahead of the others (a replay, a backlog after a restar
 lagging replica) decides nothing for entities it does not carry.
 
 A step that acts on no single partition (a sweep over entities whose partition is not known
-yet, inbox retention) uses the *slowest* partition's clock, and nothing while a partition
-that has something to read has read nothing. A partition that has never held a record (its
-committed offset is at its end and nothing was ever read there: `caught_up` with no
-watermark) carries no entity yet and holds nobody back, so a small fleet whose sends all
-land on one partition is not stalled by the empty ones.
+yet, inbox retention) uses the *slowest* partition's clock, and nothing until every
+partition of the topic has been read: a partition nothing was read on may hold a backlog
+from any time. (So a topic with a partition that never carries a record never moves the
+slowest clock; a real send stream spreads its keys over every partition.)
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ SQL = load_statements("shared", "event_clock.sql")
 @dataclass(frozen=True, slots=True)
 class PartitionClock:
     watermark: datetime | None  # latest event time read there; None: nothing read yet
-    caught_up: bool = False  # committed offset at the partition's end: nothing waiting
+    partitions: int | None = None  # the topic's partition count, once known
 
 
 @dataclass(frozen=True)
@@ -45,15 +44,16 @@ class SubscriptionClock:
         return clock.watermark if clock is not None else None
 
     def slowest(self) -> datetime | None:
-        """The clock safe for every partition: the minimum over the partitions read so far;
-        None while a partition with something to read has read nothing, or none was read."""
-        read: list[datetime] = []
-        for clock in self.partitions.values():
-            if clock.watermark is not None:
-                read.append(clock.watermark)
-            elif not clock.caught_up:
-                return None
-        return min(read) if read else None
+        """The clock safe for every partition: the minimum over all of them; None while one
+        has read nothing, or the topic's partition count is not known (a partition nothing
+        was read on might be missing from the clocks altogether)."""
+        counts = [c.partitions for c in self.partitions.values() if c.partitions is not None]
+        if not counts or len(self.partitions) < max(counts):
+            return None
+        read = [c.watermark for c in self.partitions.values()]
+        if any(at is None for at in read):
+            return None
+        return min(at for at in read if at is not None)
 
     def judged(self) -> dict[int, datetime]:
         """`of` for every partition that has a clock."""
@@ -86,7 +86,7 @@ def _subscriptions(rows: Iterable[asyncpg.Record]) -> dict[str, SubscriptionCloc
     partitions: dict[str, dict[int, PartitionClock]] = {}
     for row in rows:
         partitions.setdefault(row["consumer"], {})[row["partition"]] = PartitionClock(
-            row["watermark"], row["caught_up"]
+            row["watermark"], row["partitions"]
         )
     return {name: SubscriptionClock(p) for name, p in partitions.items()}
 
@@ -121,22 +121,3 @@ async def advance(
 async def know_partitions(conn: asyncpg.Connection, consumer: str, count: int) -> None:
     """Record that the topic has `count` partitions (unread ones hold the slowest clock)."""
     await conn.execute(SQL.know_partitions, consumer, count)
-
-
-async def mark_caught_up(
-    conn: asyncpg.Connection,
-    consumer: str,
-    caught_up: Mapping[int, bool],
-    seen: Mapping[int, datetime | None],
-) -> None:
-    """Record which partitions have their committed offset at their end, as judged while
-    their clocks read `seen` (a batch that moved a clock since then keeps it unmarked)."""
-    parts = sorted(caught_up)
-    if parts:
-        await conn.execute(
-            SQL.mark_caught_up,
-            consumer,
-            parts,
-            [caught_up[p] for p in parts],
-            [seen.get(p) for p in parts],
-        )

@@ -91,7 +91,7 @@ class Pipeline:
     async def process(self, records: Sequence[Record]) -> bool:
         """Apply a batch. True when it is durably applied (commit offsets); False when it
         kept failing transiently for `retry_max_seconds` (seek back and fetch again)."""
-        await self._know_partitions()
+        await self.know_partitions()
         parsed: list[Parsed] = []
         overlap = ingest.worth_it(records)
         one_by_one = False
@@ -145,7 +145,7 @@ class Pipeline:
                 await asyncio.sleep(delay)
                 delay = next(waits)
 
-    async def _know_partitions(self) -> None:
+    async def know_partitions(self) -> None:
         """Give every partition of the topic a clock row once (outside the batch's
         transaction: the rows hold no state), so an unread one holds the slowest clock."""
         count = self.partition_count

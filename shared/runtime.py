@@ -321,9 +321,9 @@ class Fleet:
                         name=f"sweep:{service.name}:{sweep.name}",
                     )
                 )
-        self._tasks.append(asyncio.create_task(self._caught_up_loop(), name="caught-up"))
         await ops.start()
         await self.broker.start()
+        await self._know_partition_counts()
         log.info("services started", services=[s.name for s in self.services])
         # aiokafka's consumer start() returns once its group has assigned it, so this is
         # normally set already; the listeners are the evidence, not that assumption.
@@ -369,22 +369,19 @@ class Fleet:
         finally:
             await self.stop()
 
-    async def _caught_up_loop(self) -> None:
-        """Keep each assigned partition's `caught_up` mark (shared.event_clock) current: a
-        partition that never held a record must not hold back the slowest clock."""
-        while True:
-            await asyncio.sleep(self.settings.sweep_seconds)
-            for subscriber, pipeline in self._subscribers:
-                try:
-                    await mark_caught_up(pipeline.pool, subscriber, pipeline)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as error:
-                    log.warning(
-                        "could not read committed offsets; will retry",
-                        consumer=pipeline.consumer.name,
-                        error=repr(error),
-                    )
+    async def _know_partition_counts(self) -> None:
+        """Tell each pipeline how many partitions its topic has, from its consumer's metadata,
+        before the first sweep: the clock safe for every partition needs to know them all."""
+        for subscriber, pipeline in self._subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is None or pipeline.partition_count is not None:
+                continue
+            found = consumer.partitions_for_topic(
+                self.settings.kafka_topic_prefix + pipeline.consumer.topic
+            )
+            if found:
+                pipeline.partition_count = len(found)
+                await pipeline.know_partitions()
 
     async def _sweep_loop(self, service: str, sweep: Sweep) -> None:
         while True:
@@ -395,34 +392,6 @@ class Fleet:
                 raise
             except Exception as error:
                 log.warning("sweep failed; will retry", sweep=sweep.name, error=repr(error))
-
-
-async def mark_caught_up(pool: asyncpg.Pool, subscriber: Any, pipeline: Pipeline) -> None:
-    """Mark which of the partitions this process owns have their committed offset at their
-    end (nothing waiting there). Reads the clocks first, so a batch applied meanwhile wins."""
-    consumer = getattr(subscriber, "consumer", None)
-    if consumer is None:
-        return
-    assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
-    if not assigned:
-        return
-    name = pipeline.consumer.name
-    count = consumer.partitions_for_topic(assigned[0].topic)
-    async with pool.acquire() as conn:
-        if count:
-            await event_clock.know_partitions(conn, name, len(count))
-        before = await event_clock.load_subscription(conn, name)
-    ends = await consumer.end_offsets(assigned)
-    caught_up: dict[int, bool] = {}
-    for tp in assigned:
-        committed = await consumer.committed(tp)
-        # The larger of two readings of the end: the embedded broker's ListOffsets has been
-        # seen one low, and a partition wrongly marked empty would let the sweep judge ahead.
-        end = max(ends[tp], consumer.highwater(tp) or 0)
-        caught_up[tp.partition] = (committed or 0) >= end
-    seen = {p: c.watermark for p, c in before.partitions.items()}
-    async with pool.acquire() as conn:
-        await event_clock.mark_caught_up(conn, name, caught_up, seen)
 
 
 def tune_garbage_collector() -> None:

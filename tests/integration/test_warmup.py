@@ -625,7 +625,9 @@ async def test_days_of_idle_ips_close_in_the_sweep_with_the_ids_a_batch_would_gi
     follow: Callable[[list[str]], Follower],
     database: str,
 ) -> None:
-    await start_services(start_fleet, settings_for())
+    # One partition: the idle IPs' days close on the clock safe for every partition, which
+    # moves only once every partition has been read, and here only `busy` sends.
+    await start_services(start_fleet, settings_for(KAFKA_TOPIC_PARTITIONS=1))
     async with follow(WATCHED) as seen:
         busy = await provision(publisher, seen, "acct_busy", warmup_schedule="test-3")
         idle = await provision(publisher, seen, "acct_idle", auto_warmup=False)
