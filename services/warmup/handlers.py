@@ -595,9 +595,19 @@ def _crossing_in(
     rules: WarmupRules,
 ) -> Crossing:
     """Finds, in this batch, the send that made an IP's count reach a limit or its complaints
-    a suspension (only asked for those rare transitions, so the batch is walked then, not
-    for every send)."""
+    a suspension. The batch is split by IP once, on the first question (limits are reached
+    every hour of a warm-up, by many IPs of one batch: walking the whole batch per question
+    cost more than the rest of the batch together)."""
     by_id = {ip.ip_id: ip for ip in ips}
+    per_ip: dict[tuple[str, str], list[BatchSend]] = {}
+
+    def sends_of(ip: IpRecord) -> list[BatchSend]:
+        if not per_ip:
+            for item, data in zip(fresh, sends, strict=True):
+                per_ip.setdefault((data.ip, data.account_id), []).append(
+                    (item.id, item.event.time, data.outcome)
+                )
+        return per_ip.get((ip.address, ip.account_id), [])
 
     def crossing(
         ip_id: str, transition: Transition, after: WarmupState, counters: SendCounters
@@ -605,11 +615,7 @@ def _crossing_in(
         ip = by_id.get(ip_id)
         if ip is None:
             return None
-        batch: list[BatchSend] = [
-            (item.id, item.event.time, data.outcome)
-            for item, data in zip(fresh, sends, strict=True)
-            if data.ip == ip.address and data.account_id == ip.account_id
-        ]
+        batch = sends_of(ip)
         if isinstance(transition, Suspended):
             return spike_send(transition, after.judged_since, counters, batch, rules)
         if isinstance(transition, DailyLimitReached | HourlyLimitReached):
