@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from services.warmup.domain.event_time import HOUR, as_utc, day_start
+from services.warmup.domain.event_time import HOUR, day_start
 from services.warmup.domain.schedules import UNLIMITED, Schedule
 from services.warmup.domain.send_counts import SendCounters
 from services.warmup.domain.state import Step, WarmupState
@@ -72,14 +72,15 @@ def crossing_send(
     """
     if isinstance(transition, HourlyLimitReached):
         start, end = transition.hour, transition.hour + HOUR
+        counted = counters.hour(transition.hour).sent
     else:
         start, end = day_start(transition.on), transition.at + HOUR
+        counted = counters.day_through(transition.at).sent
+    # Aware datetimes compare as instants, whatever their offset.
     inside = [
-        event_id
-        for event_id, at, outcome in batch
-        if outcome != "dropped" and start <= as_utc(at) < end
+        event_id for event_id, at, outcome in batch if outcome != "dropped" and start <= at < end
     ]
-    before = counters.between(start, end).sent - len(inside)
+    before = counted - len(inside)
     needed = transition.limit - before
     if needed <= 0 or needed > len(inside):
         return None
