@@ -20,15 +20,22 @@ from services.warmup.domain.catch_up import (
     render,
     render_as_of,
 )
-from services.warmup.domain.daily_limit import BatchSend, crossing_send
-from services.warmup.domain.event_time import hour_start
+from services.warmup.domain.crossings import (
+    BatchSend,
+    Crossing,
+    crossing_in_batch,
+    sought,
+    watch,
+)
+from services.warmup.domain.crossings import crossings as crossings_in
+from services.warmup.domain.event_time import DAY, day_start, hour_start
 from services.warmup.domain.overflow import DYNAMIC_POOLS, Overflow, choose_overflow
 from services.warmup.domain.reputation import score_window
 from services.warmup.domain.rules import Mode, WarmupRules
 from services.warmup.domain.schedules import Schedule, UnknownSchedule, select_schedule
-from services.warmup.domain.send_counts import ZERO, SendCounters
+from services.warmup.domain.send_counts import ZERO, SendCounters, TallyKey
 from services.warmup.domain.state import Step, WarmupState
-from services.warmup.domain.suspension import resume_now, spike_send
+from services.warmup.domain.suspension import resume_now
 from services.warmup.domain.transitions import (
     DailyLimitReached,
     HourlyLimitReached,
@@ -95,7 +102,7 @@ async def settle(
     decided: Mapping[str, Step] | None = None,
     *,
     refresh_all: bool = False,
-    crossing: Crossing | None = None,
+    batch: BatchOfSends | None = None,
 ) -> list[Emit]:
     """Close what each IP's own `nows[ip_id]` allows, save the states that changed, rewrite
     their views (every IP's with `refresh_all`) and return one `ip.state_changed` per
@@ -105,11 +112,14 @@ async def settle(
     whose transitions come first. Each event shows the IP as of its transition
     (`render_as_of`), so its data does not depend on how far the IP's partition had been
     read when it was decided; its id derives from `(ip_id, transition key)` alone, so
-    whichever of a batch or the sweep decides a transition emits the same id. A decided
-    step (a command's) names the command; a limit reached the send that crossed it
-    (`crossing`, else `causes[ip_id]`, the send read last) and carries the overflow pool
-    (`overflow_of`); a suspension the send that crossed the spike threshold when this batch
-    holds it; any other transition decided by event time passing carries no cause.
+    whichever of a batch or the sweep decides a transition emits the same id.
+
+    A decided step (a command's) names the command. A limit reached or a suspension names
+    the send that crossed its threshold (`crossings`): found among the `batch`'s own sends
+    when it holds it, else among those earlier batches noted (each batch notes, once its IPs
+    are judged, the crossings a later decision can look for), else `causes[ip_id]`, the
+    input being applied. A limit also carries the overflow pool (`overflow_of`). Any other
+    transition decided by event time passing carries no cause.
     """
     if not ips:
         return []
@@ -122,6 +132,7 @@ async def settle(
     counters = await store.counters_since(conn, since)
 
     states: dict[str, WarmupState] = {}
+    judged: dict[str, WarmupState] = {}
     emitting: list[tuple[IpRecord, list[tuple[Transition, WarmupState]]]] = []
     for ip in ips:
         before = decided.get(ip.ip_id)
@@ -139,7 +150,7 @@ async def settle(
             # A state the rules cannot take must not stop the counting of every other IP.
             log.exception("could not bring the IP up to date", ip_id=ip.ip_id)
             continue
-        state = step.state
+        state = judged[ip.ip_id] = step.state
         if state != ip.state or before is not None or refresh_all:
             states[ip.ip_id] = state
         moments = [
@@ -149,6 +160,8 @@ async def settle(
         ]
         if moments:
             emitting.append((ip, moments))
+    if batch is not None:
+        await store.note_crossings(conn, _crossings_noted(config, ips, judged, counters, batch))
     if not states:
         return []
 
@@ -181,6 +194,7 @@ async def settle(
         return []
 
     commanded = {t for step in decided.values() for t in step.transitions}
+    crossed = await _crossing_sends(conn, config, emitting, commanded, counters, batch)
     rows = await store.view_rows(conn, [ip.ip_id for ip, _ in emitting])
     overflows = await overflow_of(conn, [ip for ip, moments in emitting if _limits_in(moments)])
     emits: list[Emit] = []
@@ -208,9 +222,7 @@ async def settle(
                 "warmup": shown.view,
                 "reputation_score": shown.score,
             }
-            causation = _cause_of(
-                ip.ip_id, transition, after, commanded, causes, crossing, counters
-            )
+            causation = _cause_of(ip.ip_id, transition, commanded, causes, crossed)
             emits.append(
                 Emit(
                     topics.IP_STATE_CHANGED,
@@ -228,35 +240,114 @@ async def settle(
     return emits
 
 
-# (ip_id, limit or suspension, the state right after it, the IP's counters) -> the id of the
-# send that crossed the threshold, when the batch being applied holds it.
-Crossing = Callable[[str, Transition, WarmupState, SendCounters], str | None]
+@dataclass(frozen=True)
+class BatchOfSends:
+    """The batch being applied, as finding the sends that crossed a threshold needs it: each
+    IP's own part of the tally, and its sends in the order they were read."""
+
+    counted: Mapping[str, SendCounters]
+    sends_of: Callable[[str], Sequence[BatchSend]]
+
+
+def _crossings_noted(
+    config: WarmupConfig,
+    ips: Sequence[IpRecord],
+    judged: Mapping[str, WarmupState],
+    counters: Mapping[str, SendCounters],
+    batch: BatchOfSends,
+) -> dict[str, list[Crossing]]:
+    """The crossings among the batch's sends that a later decision can look for: in the hours
+    each IP's clock has not judged yet, of the thresholds its state as judged now can be
+    under next (`watch`)."""
+    noted: dict[str, list[Crossing]] = {}
+    for ip in ips:
+        taken = batch.counted.get(ip.ip_id)
+        state = judged.get(ip.ip_id)
+        if taken is None or state is None or state.closed_until is None:
+            continue
+        if ip.stopped_by is not None:
+            continue
+        last_day = max(at for at, _ in taken).date()
+        watching = watch(state, config.schedule_of(ip.ip_id, state), config.rules, last_day)
+        if watching is None:
+            continue
+        found = crossings_in(
+            watching,
+            counters.get(ip.ip_id, NO_SENDS),
+            taken,
+            _sends_of(batch, ip.ip_id),
+            state.closed_until,
+            config.rules,
+        )
+        if found:
+            noted[ip.ip_id] = found
+    return noted
+
+
+def _sends_of(batch: BatchOfSends, ip_id: str) -> Callable[[], Sequence[BatchSend]]:
+    return lambda: batch.sends_of(ip_id)
+
+
+async def _crossing_sends(
+    conn: asyncpg.Connection,
+    config: WarmupConfig,
+    emitting: Sequence[tuple[IpRecord, list[tuple[Transition, WarmupState]]]],
+    commanded: set[Transition],
+    counters: Mapping[str, SendCounters],
+    batch: BatchOfSends | None,
+) -> dict[tuple[str, Transition], str]:
+    """The send that crossed the threshold of each limit or suspension about to be emitted:
+    one of the batch being applied, found exactly for that threshold, else one an earlier
+    batch noted (the store)."""
+    crossed: dict[tuple[str, Transition], str] = {}
+    unnoted: list[tuple[tuple[str, Transition], tuple[str, Any]]] = []
+    for ip, moments in emitting:
+        for transition, after in moments:
+            wanted = None if transition in commanded else sought(transition, after)
+            if wanted is None:
+                continue
+            found = None
+            taken = batch.counted.get(ip.ip_id) if batch is not None else None
+            if batch is not None and taken is not None:
+                found = crossing_in_batch(
+                    wanted,
+                    counters.get(ip.ip_id, NO_SENDS),
+                    taken,
+                    _sends_of(batch, ip.ip_id),
+                    config.rules,
+                )
+            if found is not None:
+                crossed[(ip.ip_id, transition)] = found
+            else:
+                unnoted.append(((ip.ip_id, transition), (ip.ip_id, wanted)))
+    answers = await store.find_crossings(conn, [w for _, w in unnoted])
+    for (key, _), found in zip(unnoted, answers, strict=True):
+        if found is not None:
+            crossed[key] = found
+        else:
+            log.info(
+                "no send noted as crossing the threshold; the input applied is named",
+                ip_id=key[0],
+                transition=key[1].key,
+            )
+    return crossed
 
 
 def _cause_of(
     ip_id: str,
     transition: Transition,
-    after: WarmupState,
     commanded: set[Transition],
     causes: Mapping[str, str],
-    crossing: Crossing | None,
-    counters: Mapping[str, SendCounters],
+    crossed: Mapping[tuple[str, Transition], str],
 ) -> str | None:
     """The `causationid` of an emitted transition: a command's step names the command; a
-    limit the send that crossed it when the deciding batch holds it, else the send read last;
-    a suspension the send that crossed the spike threshold when the batch holds it, else
-    none (judged at an hour's end); anything else decided by event time passing, none."""
+    limit or a suspension the send that crossed its threshold, else the input being applied
+    (none in the sweep); anything else decided by event time passing, none."""
     if transition in commanded:
         return causes.get(ip_id)
-    limit = isinstance(transition, DailyLimitReached | HourlyLimitReached)
-    if not limit and not isinstance(transition, Suspended):
+    if not isinstance(transition, DailyLimitReached | HourlyLimitReached | Suspended):
         return None
-    found = None
-    if crossing is not None:
-        found = crossing(ip_id, transition, after, counters.get(ip_id, NO_SENDS))
-    if found is None and limit:
-        return causes.get(ip_id)
-    return found
+    return crossed.get((ip_id, transition)) or causes.get(ip_id)
 
 
 # ---- overflow: where a limit's excess goes (warmup's own copy of the pools) -------------------
@@ -579,29 +670,33 @@ async def on_sends(
     )
     nows = {ip.ip_id: decision_time(clocks[read_on[ip.ip_id]], config.lateness) for ip in touched}
     causes = {ip_id: fresh[position].id for ip_id, position in attribution.latest.items()}
-    crossing = _crossing_in(fresh, sends, touched, config.rules)
+    batch = BatchOfSends(_per_ip(attribution.counted), _sends_by_ip(fresh, sends, touched))
     # Every touched IP's view is rewritten, its state changed or not: its sends changed
     # `sent_today`, and the view must not depend on which batch last changed the state.
-    result.extend(
-        await settle(conn, config, touched, nows, causes, refresh_all=True, crossing=crossing)
-    )
+    result.extend(await settle(conn, config, touched, nows, causes, refresh_all=True, batch=batch))
     return result
 
 
-def _crossing_in(
-    fresh: Sequence[Received],
-    sends: Sequence[SendRecorded],
-    ips: Sequence[IpRecord],
-    rules: WarmupRules,
-) -> Crossing:
-    """Finds, in this batch, the send that made an IP's count reach a limit or its complaints
-    a suspension. The batch is split by IP once, on the first question (limits are reached
-    every hour of a warm-up, by many IPs of one batch: walking the whole batch per question
-    cost more than the rest of the batch together)."""
+def _per_ip(counted: Mapping[TallyKey, int]) -> dict[str, SendCounters]:
+    """The batch's tally (keyed by IP id) as each IP's own counters."""
+    rows: dict[str, list[tuple[Any, int, str, int]]] = {}
+    for (ip_id, day, hour, outcome), n in counted.items():
+        rows.setdefault(ip_id, []).append((day, hour, outcome, n))
+    return {ip_id: SendCounters.from_rows(r) for ip_id, r in rows.items()}
+
+
+def _sends_by_ip(
+    fresh: Sequence[Received], sends: Sequence[SendRecorded], ips: Sequence[IpRecord]
+) -> Callable[[str], Sequence[BatchSend]]:
+    """Each IP's sends in the batch, in the order they were read. The batch is split by IP
+    once, on the first question: most batches ask none."""
     by_id = {ip.ip_id: ip for ip in ips}
     per_ip: dict[tuple[str, str], list[BatchSend]] = {}
 
-    def sends_of(ip: IpRecord) -> list[BatchSend]:
+    def sends_of(ip_id: str) -> Sequence[BatchSend]:
+        ip = by_id.get(ip_id)
+        if ip is None:
+            return []
         if not per_ip:
             for item, data in zip(fresh, sends, strict=True):
                 per_ip.setdefault((data.ip, data.account_id), []).append(
@@ -609,20 +704,7 @@ def _crossing_in(
                 )
         return per_ip.get((ip.address, ip.account_id), [])
 
-    def crossing(
-        ip_id: str, transition: Transition, after: WarmupState, counters: SendCounters
-    ) -> str | None:
-        ip = by_id.get(ip_id)
-        if ip is None:
-            return None
-        batch = sends_of(ip)
-        if isinstance(transition, Suspended):
-            return spike_send(transition, after.judged_since, counters, batch, rules)
-        if isinstance(transition, DailyLimitReached | HourlyLimitReached):
-            return crossing_send(transition, counters, batch)
-        return None
-
-    return crossing
+    return sends_of
 
 
 # ---- the close-days sweep --------------------------------------------------------------------
@@ -642,6 +724,9 @@ async def close_days(
     sends = clocks.of(SENDS)
     nows_by_partition = {p: decision_time(at, config.lateness) for p, at in sends.judged().items()}
     slowest = sends.slowest()
+    if slowest is not None:
+        # No IP judges a day before the slowest partition's (less the lateness) any more.
+        await store.forget_crossings(conn, day_start(slowest.date()) - DAY)
     unplaced = decision_time(slowest, config.sweep_lateness) if slowest is not None else None
     ips = await store.due(
         conn,

@@ -16,6 +16,7 @@ import asyncpg
 
 from services.warmup.domain.attribution import UnknownSends
 from services.warmup.domain.catch_up import counters_of, wide_rows
+from services.warmup.domain.crossings import Crossing, Sought
 from services.warmup.domain.overflow import KnownPool
 from services.warmup.domain.send_counts import OUTCOMES, OutcomeCounts, SendCounters, TallyKey
 from services.warmup.domain.state import WarmupState
@@ -292,3 +293,42 @@ async def active_ips(conn: asyncpg.Connection, account_ids: Iterable[str]) -> se
     """The ids of the accounts' IPs that are `active` now, as warmup's own states say."""
     rows = await conn.fetch(SQL.active_ips, sorted(set(account_ids)))
     return {row["ip_id"] for row in rows}
+
+
+async def note_crossings(conn: asyncpg.Connection, noted: Mapping[str, Sequence[Crossing]]) -> None:
+    """Keep the sends that crossed a threshold (the first noted per window and hour stays)."""
+    rows = [(ip_id, c) for ip_id, crossings in noted.items() for c in crossings]
+    if not rows:
+        return
+    await conn.execute(
+        SQL.note_crossings,
+        [ip_id for ip_id, _ in rows],
+        [c.threshold for _, c in rows],
+        [c.window_start for _, c in rows],
+        [c.reached for _, c in rows],
+        [c.first_hour for _, c in rows],
+        [c.last_hour for _, c in rows],
+        [c.event_id for _, c in rows],
+    )
+
+
+async def find_crossings(
+    conn: asyncpg.Connection, wanted: Sequence[tuple[str, Sought]]
+) -> list[str | None]:
+    """For each (IP id, crossing sought), the id of the send that crossed it, if noted."""
+    if not wanted:
+        return []
+    rows = await conn.fetch(
+        SQL.find_crossings,
+        list(range(len(wanted))),
+        [ip_id for ip_id, _ in wanted],
+        *([w[i] for _, w in wanted] for i in range(4)),
+    )
+    found: list[str | None] = [None] * len(wanted)
+    for row in rows:
+        found[row["n"]] = found[row["n"]] or row["event_id"]
+    return found
+
+
+async def forget_crossings(conn: asyncpg.Connection, before: datetime) -> None:
+    await conn.execute(SQL.forget_crossings, before)

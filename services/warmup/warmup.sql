@@ -208,3 +208,26 @@ ORDER BY account_id, created_at, name;
 SELECT account_id, ip_id
 FROM warmup_ips
 WHERE account_id = ANY($1::text[]) AND status = 'active' AND stopped_at IS NULL;
+
+-- name: note_crossings
+-- The first crossing noted for a threshold, window and judged hour stays (a complaint-spike
+-- check that held, stopped holding and held again keeps its first crossing).
+INSERT INTO threshold_crossings
+    (ip_id, threshold, window_start, reached, first_hour, last_hour, event_id)
+SELECT *
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::integer[], $5::timestamptz[],
+            $6::timestamptz[], $7::text[])
+ON CONFLICT DO NOTHING;
+
+-- name: find_crossings
+-- For each (IP, threshold, window start, count, judged hour) sought: the send that crossed it.
+SELECT s.n, c.event_id
+FROM unnest($1::integer[], $2::text[], $3::text[], $4::timestamptz[], $5::integer[],
+            $6::timestamptz[]) AS s(n, ip_id, threshold, window_start, reached, hour)
+JOIN threshold_crossings c
+  ON c.ip_id = s.ip_id AND c.threshold = s.threshold AND c.window_start = s.window_start
+ AND c.reached = s.reached AND c.first_hour <= s.hour AND s.hour <= c.last_hour;
+
+-- name: forget_crossings
+-- Crossings of windows that began before $1: no IP judges those days any more.
+DELETE FROM threshold_crossings WHERE window_start < $1;

@@ -33,8 +33,8 @@ def partition_of(key: str) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % PARTITIONS
 
 
-# event id -> (type, time, data as JSON)
-Events = dict[str, tuple[str, str, str]]
+# event id -> (type, time, data as JSON, causationid)
+Events = dict[str, tuple[str, str, str, str | None]]
 
 
 @dataclass
@@ -85,6 +85,8 @@ class Replay:
             "KAFKA_FETCH_MAX_WAIT_MS": 10,
             "KAFKA_SESSION_TIMEOUT_MS": 2000,
             "KAFKA_HEARTBEAT_INTERVAL_MS": 100,
+            # No health endpoint: another fleet (or anything else) may hold the default port.
+            "IPFLEET_HTTP_PORT": 0,
         } | overrides
         return FleetSettings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -187,7 +189,13 @@ class Replay:
             for _ in range(10):
                 await seen.poll(500)
             for item in seen.seen:
-                body = (item.event["type"], item.event["time"], json.dumps(item.event["data"]))
+                event = item.event
+                body = (
+                    event["type"],
+                    event["time"],
+                    json.dumps(event["data"]),
+                    event.get("causationid"),
+                )
                 assert found.setdefault(item.event["id"], body) == body, item.event["id"]
         return found
 
@@ -234,6 +242,7 @@ def assert_same(outcomes: dict[str, Outcome], reference: str) -> None:
         )
         for event_id, body in expected.events.items():
             got = outcome.events[event_id]
+            assert got[3] == body[3], f"{name}: {body[:2]} names cause {got[3]}, not {body[3]}"
             assert got == body, f"{name}: {body[:2]} differs: {got[2]} != {body[2]}"
 
 

@@ -1,5 +1,6 @@
 """One recorded log of sends, consumed four ways, must give the same warm-up: the same state and
-the same emitted events (ids, types, times and data), over the real broker and real Postgres.
+the same emitted events (ids, types, times, data and causes), over the real broker and real
+Postgres.
 
 (a) a restarted worker reads the whole log as a backlog, in large batches;
 (b) the same backlog in tiny batches;
@@ -241,8 +242,17 @@ async def test_a_recorded_log_gives_the_same_warmup_however_it_is_read(
     assert any(h and h.startswith("low_volume") for h in holds), holds
     addresses = [
         json.loads(data)["address"]
-        for kind, _, data in reference.events.values()
+        for kind, _, data, _ in reference.events.values()
         if kind == "ip.warmup_started"
     ]
     assert len({partition_of(a) for a in addresses}) == 3  # every partition carries IPs
+    # Every limit and suspension names the send of the log that crossed its threshold (the
+    # comparison below says it is the same send however the log is read).
+    sends = {event["id"] for event in log}
+    caused = [
+        (kind, cause)
+        for kind, _, _, cause in reference.events.values()
+        if kind in ("ip.hourly_limit_reached", "ip.daily_limit_reached", "ip.suspended")
+    ]
+    assert all(cause in sends for _, cause in caused), caused
     assert_same(outcomes, "large batches")

@@ -9,10 +9,6 @@ the same values. Sends beyond a limit are still counted; nothing here refuses th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-
-from services.warmup.domain.event_time import HOUR, day_start
 from services.warmup.domain.schedules import UNLIMITED, Schedule
 from services.warmup.domain.send_counts import SendCounters
 from services.warmup.domain.state import Step, WarmupState
@@ -49,39 +45,3 @@ def check_limits(state: WarmupState, schedule: Schedule, counters: SendCounters)
     if not transitions:
         return Step(state)
     return Step(state.model_copy(update=update), tuple(transitions))
-
-
-# (event id, event time, outcome) of one send counted in a batch, in the order it was read.
-BatchSend = tuple[str, datetime, str]
-
-
-def crossing_send(
-    transition: DailyLimitReached | HourlyLimitReached,
-    counters: SendCounters,
-    batch: Sequence[BatchSend],
-) -> str | None:
-    """The id of the send that made the count reach the limit of `transition`, when it is in
-    `batch` (this IP's sends counted by the batch being applied, in partition order); None
-    when the count had already reached it before the batch (a later batch or the sweep
-    noticed it).
-
-    The window is the limit's own: its hour for an hourly limit; its day up to and including
-    its hour for a daily one (what `check_limits` compares). `counters` already include the
-    batch, so the count before it is the window's count less the batch's sends in it; sends
-    are read in partition order, so the crossing send is the same whatever the batching.
-    """
-    if isinstance(transition, HourlyLimitReached):
-        start, end = transition.hour, transition.hour + HOUR
-        counted = counters.hour(transition.hour).sent
-    else:
-        start, end = day_start(transition.on), transition.at + HOUR
-        counted = counters.day_through(transition.at).sent
-    # Aware datetimes compare as instants, whatever their offset.
-    inside = [
-        event_id for event_id, at, outcome in batch if outcome != "dropped" and start <= at < end
-    ]
-    before = counted - len(inside)
-    needed = transition.limit - before
-    if needed <= 0 or needed > len(inside):
-        return None
-    return inside[needed - 1]

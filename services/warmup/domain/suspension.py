@@ -3,13 +3,11 @@ one schedule day back."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
 from datetime import datetime
 
-from services.warmup.domain.event_time import HOUR, as_utc, day_start, hour_start
+from services.warmup.domain.event_time import as_utc, hour_start
 from services.warmup.domain.rules import WarmupRules
-from services.warmup.domain.send_counts import OUTCOMES, OutcomeCounts, SendCounters
+from services.warmup.domain.send_counts import OutcomeCounts
 from services.warmup.domain.state import Step, WarmupState
 from services.warmup.domain.transitions import Resumed, Suspended
 from services.warmup.domain.warmup_day import WarmupRejected
@@ -89,35 +87,3 @@ def resume_now(state: WarmupState, at: datetime) -> Step:
     if watermark is None or watermark < hour_start(at):
         watermark = hour_start(at)
     return Step(resumed.state.model_copy(update={"closed_until": watermark}), resumed.transitions)
-
-
-def spike_send(
-    transition: Suspended,
-    judged_since: datetime | None,
-    counters: SendCounters,
-    batch: Sequence[tuple[str, datetime, str]],
-    rules: WarmupRules,
-) -> str | None:
-    """The id of the send after which the complaint-spike check first held, when it is in
-    `batch` (the IP's sends counted by the batch being applied, in partition order); None
-    when the check already held on the sends counted before the batch.
-
-    The window is the one `sweep` checked when it suspended at `transition.at` (an hour's
-    end): the day so far, from the current phase's start. `counters` include the batch.
-    """
-    end = transition.at
-    hour = end - HOUR
-    start = max(day_start(hour.date()), judged_since or hour)
-    inside = [(event_id, outcome) for event_id, at, outcome in batch if start <= as_utc(at) < end]
-    total = counters.between(start, end)
-    taken = OutcomeCounts.of(Counter(outcome for _, outcome in inside))
-    running = OutcomeCounts(
-        *(getattr(total, o) - getattr(taken, o) for o in OUTCOMES)  # before the batch
-    )
-    if complaint_spike(running, rules) is not None:
-        return None
-    for event_id, outcome in inside:
-        running = running + OutcomeCounts.of({outcome: 1})
-        if complaint_spike(running, rules) is not None:
-            return event_id
-    return None
