@@ -22,12 +22,12 @@ hours (`first_hour`..`last_hour`), each with its own window end.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from services.warmup.domain.event_time import HOUR, as_utc, day_start, hour_start
+from services.warmup.domain.event_time import DAY, HOUR, as_utc, day_start, hour_start
 from services.warmup.domain.rewarm import idle_deadline
 from services.warmup.domain.rules import WarmupRules
 from services.warmup.domain.schedules import UNLIMITED, Schedule
@@ -164,6 +164,78 @@ def _watch(
 # ---- noting the crossings of one batch -----------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class BatchTotals:
+    """An IP's counts around a batch, as the statement that counts the batch can return them:
+    enough to tell whether the batch can hold a crossing without reading the IP's counters.
+    Sends only (dropped excluded)."""
+
+    through_watermark: int  # before the batch: the watermark's day up to its hour included
+    day_sent: Mapping[date, int]  # after the batch: each day it counted sends on
+    hour_sent: Mapping[datetime, int]  # after the batch: each hour it counted sends in
+
+    @classmethod
+    def of(cls, counted: SendCounters, batch: SendCounters, watermark: datetime) -> BatchTotals:
+        """From the IP's counters with the batch counted (`counted`) and the batch's part."""
+        hour = hour_start(watermark)
+        before = counted.day_through(hour).sent - batch.day_through(hour).sent
+        days = {at.date() for at, _ in batch}
+        return cls(
+            before,
+            {day: counted.day(day).sent for day in days},
+            {at: counted.hour(at).sent for at, _ in batch},
+        )
+
+
+def may_cross(
+    watching: Watch,
+    watermark: datetime,
+    batch: SendCounters,
+    totals: BatchTotals,
+    rules: WarmupRules,
+) -> bool:
+    """Whether the batch can hold a crossing of a watched threshold in an hour judged from the
+    `watermark` on: a bound, never an answer. Most IPs of most batches cross nothing, and
+    this tells so from the totals alone.
+
+    In a window judged at an hour H from the watermark on, the count before the batch is at
+    least the day's count up to the watermark's hour (0 on a later day), and the count after
+    it at most the day's; a limit can be crossed only between those. The spike check can
+    first hold only at a complaint, or where the count reaches its minimum."""
+    floor = _floor(watching, watermark)
+    for day in sorted({at.date() for at, _ in batch if at.date() >= floor.date()}):
+        start = day_start(day)
+        first = max(floor, start)
+        lowest = totals.through_watermark if first == hour_start(watermark) else 0
+        highest = totals.day_sent.get(day, 0)
+        if _any_between(watching.daily, lowest, highest):
+            return True
+        for hour, taken in batch:
+            if hour >= first and taken.sent:
+                after = totals.hour_sent.get(hour, 0)
+                if _any_between(watching.hourly, after - taken.sent, after):
+                    return True
+        for phase in watching.phases:
+            since = max(start, phase)
+            if since > start + LAST_HOUR * HOUR:
+                continue
+            if any(c.complained for at, c in batch if since <= at < start + DAY):
+                return True
+            # Before a later phase start the day's sends are not in the window: no bound.
+            floor_count = lowest if since == start else 0
+            if floor_count < rules.suspend_min_sends <= highest:
+                return True
+    return False
+
+
+def _floor(watching: Watch, watermark: datetime) -> datetime:
+    """The first hour a coming decision judges."""
+    floor = hour_start(watermark)
+    if watching.from_hour is not None and watching.from_hour > floor:
+        return watching.from_hour
+    return floor
+
+
 def crossings(
     watching: Watch,
     counted: SendCounters,
@@ -179,9 +251,9 @@ def crossings(
     and `sends()` the batch's sends of the IP in the order they were read (asked for only
     when a threshold was crossed). Only hours from the watermark on are judged from now on,
     so only those are looked at."""
-    floor = hour_start(watermark)
-    if watching.from_hour is not None and watching.from_hour > floor:
-        floor = watching.from_hour
+    if not may_cross(watching, watermark, batch, BatchTotals.of(counted, batch, watermark), rules):
+        return []
+    floor = _floor(watching, watermark)
     days = sorted({at.date() for at, _ in batch if at.date() >= floor.date()})
     found: list[Crossing] = []
     in_order: list[Sequence[BatchSend]] = []
@@ -195,8 +267,6 @@ def crossings(
 
     for day in days:
         first = max(floor, day_start(day))
-        if not _may_cross(watching, counted, batch, day, first, rules):
-            continue
         window = _Day(day, counted, batch)
         found += window.count_crossings("daily_limit", watching.daily, first, read)
         for hour in window.batch_hours(first):
@@ -207,47 +277,9 @@ def crossings(
     return found
 
 
-def _may_cross(
-    watching: Watch,
-    counted: SendCounters,
-    batch: SendCounters,
-    day: date,
-    first: datetime,
-    rules: WarmupRules,
-) -> bool:
-    """Whether the batch can hold a crossing on `day` for an hour judged from `first` on: a
-    bound from the day's running totals, so that most IPs of most batches cost no more."""
-    last = day_start(day) + LAST_HOUR * HOUR
-    lowest = counted.day_through(first).sent - batch.day_through(first).sent
-    if _any_between(watching.daily, lowest, counted.day(day).sent):
-        return True
-    for hour, taken in batch:
-        if hour >= first and taken.sent:
-            after = counted.hour(hour).sent
-            if _any_between(watching.hourly, after - taken.sent, after):
-                return True
-    for phase in watching.phases:
-        since = max(day_start(day), phase)
-        if since > last:
-            continue
-        if _within(batch, since, last).complained:
-            return True
-        before = _less(_within(counted, since, first), _within(batch, since, first))
-        if before.sent < rules.suspend_min_sends <= _within(counted, since, last).sent:
-            return True
-    return False
-
-
 def _any_between(limits: Sequence[int], low: int, high: int) -> bool:
     """Whether some limit lies in (low, high]."""
     return bisect_right(limits, low) < bisect_right(limits, high)
-
-
-def _within(counters: SendCounters, since: datetime, through: datetime) -> OutcomeCounts:
-    """The counts of one UTC day's hours from `since` through `through` (both included)."""
-    if through < since:
-        return ZERO
-    return _less(counters.day_through(through), counters.day_before(since))
 
 
 class _Day:
@@ -430,6 +462,7 @@ def found_in(crossings: Sequence[Crossing], wanted: Sought) -> str | None:
 
 __all__ = [
     "BatchSend",
+    "BatchTotals",
     "Crossing",
     "Sought",
     "Threshold",
@@ -437,6 +470,7 @@ __all__ = [
     "crossing_in_batch",
     "crossings",
     "found_in",
+    "may_cross",
     "sought",
     "watch",
 ]

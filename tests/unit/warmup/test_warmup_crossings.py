@@ -130,6 +130,21 @@ def test_the_spike_crossing_is_the_send_after_which_the_check_first_held() -> No
     assert found_in(noted, sought(suspended, after)) == "c2"
 
 
+def test_a_phase_begun_mid_day_counts_its_minimum_from_its_own_start() -> None:
+    # 30 sends before the phase that began at 12:00 (a resume) do not count toward its spike
+    # check's minimum of 10: the send that brings the phase to 10, after a complaint in an
+    # earlier batch, is the crossing, though the day had 30 sends already.
+    resumed = T0 + 3 * HOUR
+    log = [(f"morning{i}", T0 + i * M, "delivered") for i in range(30)]
+    log += [("complaint", resumed + M, "complained")]
+    log += [(f"after{i}", resumed + (2 + i) * M, "delivered") for i in range(9)]
+    cuts, watermarks = [30, 31, 40], [T0, resumed, resumed]
+    noted = list(note(Watch((), (), (resumed,)), log, cuts, watermarks).values())
+    suspended = Suspended(at=resumed + HOUR, until=resumed + 25 * HOUR, reason="spike")
+    after = WarmupState(status="suspended", judged_since=resumed)
+    assert found_in(noted, sought(suspended, after)) == "after8"
+
+
 def test_what_a_warming_ip_watches() -> None:
     schedule = Schedule(
         name="tiny",
@@ -166,9 +181,11 @@ def test_what_a_warming_ip_watches() -> None:
 
 # ---- the property: any batching notes what the whole log in order says -------------------------
 
-OUTCOME = st.sampled_from(
-    ["delivered", "delivered", "delivered", "complained", "bounced", "dropped"]
-)
+# Complaints often, or seldom (then the spike check turns on its minimum count alone).
+OUTCOMES = [
+    st.sampled_from(["delivered", "delivered", "delivered", "complained", "bounced", "dropped"]),
+    st.sampled_from(["delivered"] * 12 + ["complained", "bounced", "dropped"]),
+]
 
 
 @st.composite
@@ -182,7 +199,8 @@ def logs(draw: st.DrawFn) -> tuple[list[BatchSend], list[int], timedelta]:
         i, j = draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))
         if abs(minutes[i] - minutes[j]) <= 90:
             minutes[i], minutes[j] = minutes[j], minutes[i]
-    log = [(f"s{k}", T0 - 9 * HOUR + m * M, draw(OUTCOME)) for k, m in enumerate(minutes)]
+    outcome = draw(st.sampled_from(OUTCOMES))
+    log = [(f"s{k}", T0 - 9 * HOUR + m * M, draw(outcome)) for k, m in enumerate(minutes)]
     cuts = sorted(set(draw(st.lists(st.integers(1, n), max_size=8))) | {n})
     lateness = draw(st.sampled_from([5, 30, 90])) * M
     return log, cuts, lateness
