@@ -169,6 +169,7 @@ def setup_settings(prefix: str, partitions: int, n_ips: int) -> FleetSettings:
         IPFLEET_SWEEP_SECONDS=0.5,
         KAFKA_SESSION_TIMEOUT_MS=6000,
         KAFKA_HEARTBEAT_INTERVAL_MS=500,
+        IPFLEET_HTTP_PORT=0,  # not measured; another bench may hold 8080
     )
 
 
