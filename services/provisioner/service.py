@@ -28,7 +28,8 @@ OWN_COMMANDS = ("ip.release", "ip.update")
 # arrives, so a shorter wait costs only more empty fetches from an idle consumer (50/s
 # instead of 10/s, one subscription per replica); Tansu polls its log at halving intervals
 # within the wait, so the wait bounds the delay. Measured on a durable Postgres
-# (bench/RESULTS.md, 2026-12-02): p99 at 100 requests/s 78.9 ms -> 34.2 ms.
+# (bench/RESULTS.md, 2026-12-02), alternated: p99 at 100 requests/s 80.7 ms with 100 ms,
+# 36.3 and 40.2 ms with 20 ms; the highest rate with p99 under 250 ms stayed 600/s.
 REQUEST_FETCH_MAX_WAIT_MS = 20
 
 
