@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.databases import fresh_database
+from bench.environment import free_port
 from shared.infrastructure import provide_kafka, provide_postgres
 
 MARKS = ("services started", "services ready")
@@ -85,6 +86,8 @@ async def prepare_run(db_url: str, bootstrap: str, base_env: dict[str, str]) -> 
         "DATABASE_URL": dsn,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "KAFKA_TOPIC_PREFIX": f"start{uuid.uuid4().hex[:6]}.",
+        # The endpoints stay on, on a free port: another bench may hold the default 8080.
+        "IPFLEET_HTTP_PORT": os.environ.get("IPFLEET_HTTP_PORT") or str(free_port()),
     }
 
 

@@ -169,6 +169,7 @@ def setup_settings(prefix: str, partitions: int, n_ips: int) -> FleetSettings:
         IPFLEET_SWEEP_SECONDS=0.5,
         KAFKA_SESSION_TIMEOUT_MS=6000,
         KAFKA_HEARTBEAT_INTERVAL_MS=500,
+        IPFLEET_HTTP_PORT=0,  # not measured; another bench may hold 8080
     )
 
 
@@ -358,6 +359,28 @@ class Result:
     wal_bytes: int
     commits: int
     assignments: list[str] = field(default_factory=list)
+    # The start, split (first process): launch -> its fleet starting -> send.recorded
+    # assigned by its group -> first counter committed; None when its log lacks the line.
+    start_split: tuple[float, float, float] | None = None
+
+
+def start_split(
+    log_path: Path, launched: float, first_count: float
+) -> tuple[float, float, float] | None:
+    """Where the start went, from the process's log (wall-clock times): launch to the fleet's
+    start (interpreter, imports, settings), the fleet's start to `send.recorded`'s first
+    assignment (pools, topics, the group join), that assignment to the first counter
+    committed (first fetch and batch, and this bench's 0.1 s polling)."""
+    for line in log_path.read_text(errors="replace").splitlines():
+        if '"subscription assigned"' in line and topics.SEND_RECORDED in line:
+            try:
+                event = json.loads(line)
+                assigned = datetime.fromisoformat(event["timestamp"]).timestamp()
+                fleet_start = assigned - float(event["seconds"])
+            except (ValueError, KeyError):
+                return None
+            return (fleet_start - launched, assigned - fleet_start, first_count - assigned)
+    return None
 
 
 def send_assignment(log_path: Path) -> str:
@@ -396,14 +419,17 @@ async def run_service(
         wal_before = await wal_lsn(db.url)
         pg_before = server_cpu_seconds(db)
         started = time.perf_counter()
+        launched = time.time()
         for i in range(replicas):
             procs.append(_spawn(env, logs[i], profile if i == 0 else None))
         first_count: float | None = None
+        first_count_wall = 0.0
         while True:
             counted = int(await conn.fetchval(COUNTED_SQL))
             now = time.perf_counter()
             if counted and first_count is None:
                 first_count = now
+                first_count_wall = time.time()
             if counted >= n:
                 break
             for proc, log_path in zip(procs, logs, strict=True):
@@ -438,6 +464,7 @@ async def run_service(
         wal_bytes=wal_after - wal_before,
         commits=commits,
         assignments=[send_assignment(p) for p in logs],
+        start_split=start_split(logs[0], launched, first_count_wall),
     )
 
 
@@ -460,6 +487,13 @@ def describe_result(label: str, n: int, result: Result, raw: float) -> list[str]
         f"WAL {result.wal_bytes / n:.0f} B/send; {result.commits} commits "
         f"({n / max(result.commits, 1):,.0f} sends/commit)",
     ]
+    if result.start_split is not None:
+        to_fleet, to_assigned, to_count = result.start_split
+        lines.append(
+            f"    start: {to_fleet:.2f}s launch to the fleet's start (imports, settings), "
+            f"{to_assigned:.2f}s to send.recorded assigned (pools, topics, group join), "
+            f"{to_count:.2f}s to the first count (fetch, first batch, 0.1 s polling)"
+        )
     if result.replicas > 1:
         lines.append(f"    send.recorded partitions per replica: {result.assignments}")
     return lines

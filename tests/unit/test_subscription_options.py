@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.provisioner.service import REQUEST_FETCH_MAX_WAIT_MS
+from services.provisioner.service import build as build_provisioner
 from services.settings import FleetSettings
 from services.warmup.service import SEND_BATCH_MAX_RECORDS, build
 from services.warmup.settings import WarmupSettings
@@ -67,3 +69,23 @@ def test_a_subscription_without_its_own_defaults_takes_the_fleets() -> None:
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         "max_partition_fetch_bytes": settings.kafka_max_partition_fetch_bytes,
     }
+
+
+def _provisioner_options(settings: FleetSettings) -> dict[str, dict[str, int]]:
+    service = build_provisioner(settings, settings.provisioner)
+    return {c.topic: subscription_options(c, settings) for c in service.consumers}
+
+
+def test_ip_requested_takes_its_own_fetch_wait_and_ip_commands_the_fleets(
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.delenv("KAFKA_FETCH_MAX_WAIT_MS", raising=False)
+    options = _provisioner_options(_settings())
+    assert options[topics.IP_REQUESTED]["fetch_max_wait_ms"] == REQUEST_FETCH_MAX_WAIT_MS
+    assert (
+        options[topics.IP_COMMANDS]["fetch_max_wait_ms"]
+        == Settings.model_fields["kafka_fetch_max_wait_ms"].default
+    )
+    # Set explicitly, the fleet-wide variable still wins.
+    explicit = _provisioner_options(_settings(KAFKA_FETCH_MAX_WAIT_MS=250))
+    assert {o["fetch_max_wait_ms"] for o in explicit.values()} == {250}
