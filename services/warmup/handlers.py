@@ -27,6 +27,7 @@ from services.warmup.domain.reputation import score_window
 from services.warmup.domain.rules import Mode, WarmupRules
 from services.warmup.domain.schedules import Schedule, UnknownSchedule, select_schedule
 from services.warmup.domain.send_counts import ZERO, SendCounters
+from services.warmup.domain.settling import must_settle
 from services.warmup.domain.state import Step, WarmupState
 from services.warmup.domain.suspension import resume_now, spike_send
 from services.warmup.domain.transitions import (
@@ -35,6 +36,7 @@ from services.warmup.domain.transitions import (
     Suspended,
     Transition,
 )
+from services.warmup.domain.view import without_counts
 from services.warmup.domain.warmup_day import WarmupRejected, skip, start, stop
 from services.warmup.ip_view import merged_status, view_from_row
 from services.warmup.store import IpRecord
@@ -152,36 +154,36 @@ async def settle(
     if not states:
         return []
 
-    first = min(score_window(nows[i], config.rules)[0] for i in states)
-    last = max(nows[i].date() for i in states)
-    daily = await store.daily_totals(conn, list(states), first, last)
     views = {}
     for ip in ips:
         if ip.ip_id in states:
             state = states[ip.ip_id]
             now = nows[ip.ip_id]
-            window_first, window_last = score_window(now, config.rules)
-            window = sum(
-                (c for d, c in daily.get(ip.ip_id, {}).items() if window_first <= d <= window_last),
-                start=ZERO,
-            )
+            # Kept without the running counts (and so without the score), which the reading
+            # side takes from the counters: only a change of state rewrites a view.
             shown = render(
                 state,
                 config.schedule_of(ip.ip_id, state),
                 counters.get(ip.ip_id, NO_SENDS),
-                window,
+                ZERO,
                 now,
                 ip.stopped_by,
             )
-            views[ip.ip_id] = (shown.view, shown.score)
+            score_since, today = score_window(now, config.rules)
+            views[ip.ip_id] = store.StoredView(without_counts(shown.view), today, score_since)
     stored = {ip.ip_id: ip.state for ip in ips}
     await store.save_states(conn, {i: s for i, s in states.items() if s != stored[i]})
     await store.save_views(conn, views)
     if not emitting:
         return []
 
+    # Each event's score covers its window's days before its transition (`render_as_of`).
+    cuts = [hour_start(t.at) for _, moments in emitting for t, _ in moments]
+    first = min(score_window(cut, config.rules)[0] for cut in cuts)
+    last = max(nows[ip.ip_id].date() for ip, _ in emitting)
+    daily = await store.daily_totals(conn, [ip.ip_id for ip, _ in emitting], first, last)
     commanded = {t for step in decided.values() for t in step.transitions}
-    rows = await store.view_rows(conn, [ip.ip_id for ip, _ in emitting])
+    rows = await store.registry_rows(conn, [ip.ip_id for ip, _ in emitting])
     overflows = await overflow_of(conn, [ip for ip, moments in emitting if _limits_in(moments)])
     emits: list[Emit] = []
     for ip, moments in emitting:
@@ -569,8 +571,7 @@ async def on_sends(
             addresses=addresses[:20],
             more=max(0, len(addresses) - 20),
         )
-    if attribution.counted:
-        await store.count_sends(conn, attribution.counted)
+    counted = await store.count_sends(conn, attribution.counted)
 
     touched = [ip for ip in ips if ip.ip_id in attribution.latest]
     read_on = {ip_id: fresh[position].partition for ip_id, position in attribution.latest.items()}
@@ -580,12 +581,23 @@ async def on_sends(
     nows = {ip.ip_id: decision_time(clocks[read_on[ip.ip_id]], config.lateness) for ip in touched}
     causes = {ip_id: fresh[position].id for ip_id, position in attribution.latest.items()}
     crossing = _crossing_in(fresh, sends, touched, config.rules)
-    # Every touched IP's view is rewritten, its state changed or not: its sends changed
-    # `sent_today`, and the view must not depend on which batch last changed the state.
+    # Only the IPs something could happen to are brought up to date (a new hour, a count at
+    # a limit); the others' sends are counted and their views read them from the counters.
+    # Those brought up to date get their views rewritten, their state changed or not: the
+    # day a view counts follows the IP's clock.
+    settling = [ip for ip in touched if _must_settle(config, ip, nows[ip.ip_id], counted)]
     result.extend(
-        await settle(conn, config, touched, nows, causes, refresh_all=True, crossing=crossing)
+        await settle(conn, config, settling, nows, causes, refresh_all=True, crossing=crossing)
     )
     return result
+
+
+def _must_settle(config: WarmupConfig, ip: IpRecord, now: datetime, counted: store.Counted) -> bool:
+    if ip.state.closed_until is None:
+        return True
+    day_sent, hour_sent = counted.on(ip.ip_id, ip.state.closed_until)
+    schedule = config.schedules.get(ip.state.schedule) if ip.state.schedule else None
+    return must_settle(ip.state, schedule, now, ip.stopped_by, day_sent, hour_sent)
 
 
 def _crossing_in(
