@@ -1,5 +1,7 @@
-"""Property test: a batch that brings up to date only the IPs `must_settle` names decides
-exactly what bringing every IP it touched up to date decides, in the same batch.
+"""Property tests of the send path's shortcuts: a batch that brings up to date only the IPs
+`must_settle` names decides exactly what bringing every IP it touched up to date decides, in
+the same batch; and the sweep's jump over a warming IP's hours without sends decides what
+going hour by hour does.
 
 The model is the send path's: sends read in partition order (a little late at times, within
 the allowed lateness), cut into batches at random; after each batch, each IP a batch counted
@@ -16,10 +18,13 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.warmup.domain import sweep as sweep_module
 from services.warmup.domain.catch_up import catch_up, decision_time
 from services.warmup.domain.event_time import hour_start
 from services.warmup.domain.rules import WarmupRules
@@ -169,3 +174,28 @@ def test_the_fast_path_skips_some_ips_and_still_decides_limits() -> None:
     assert skipped == Counter({True: 16, False: 2})  # settled at the hourly and the daily limit
     assert run(batches, fast=True) == run(batches, fast=False)
     assert any(made for _, made in run(batches, fast=True))
+
+
+def hour_by_hour(entering: WarmupState, state: WarmupState, *args: Any) -> datetime:
+    """`sweep._next_stop` without the warming IP's jump over hours without sends."""
+    if state.status == "warming":
+        return cast(datetime, args[-2])  # end
+    return jumping(entering, state, *args)
+
+
+jumping = sweep_module._next_stop
+
+
+@SLOW
+@given(st.lists(burst_strategy, max_size=30), st.data())
+def test_jumping_over_hours_without_sends_decides_what_going_hour_by_hour_does(
+    bursts: list[list[Send]], data: st.DataObject
+) -> None:
+    sends = sorted((send for burst in bursts for send in burst), key=lambda s: s.occurred_at)
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(sends) - 1)), max_size=25)))
+    bounds = [0, *[c for c in cuts if c < len(sends)], len(sends)]
+    batches = [sends[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sweep_module, "_next_stop", hour_by_hour)
+        expected = run(batches, fast=False)
+    assert run(batches, fast=False) == expected
