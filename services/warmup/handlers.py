@@ -21,7 +21,7 @@ from services.warmup.domain.catch_up import (
     render_as_of,
 )
 from services.warmup.domain.daily_limit import BatchSend, crossing_send
-from services.warmup.domain.event_time import hour_start
+from services.warmup.domain.event_time import as_utc, hour_start
 from services.warmup.domain.overflow import DYNAMIC_POOLS, Overflow, choose_overflow
 from services.warmup.domain.reputation import score_window
 from services.warmup.domain.rules import Mode, WarmupRules
@@ -36,7 +36,7 @@ from services.warmup.domain.transitions import (
     Suspended,
     Transition,
 )
-from services.warmup.domain.view import without_counts
+from services.warmup.domain.view import same_view, without_counts
 from services.warmup.domain.warmup_day import WarmupRejected, skip, start, stop
 from services.warmup.ip_view import merged_status, view_from_row
 from services.warmup.store import IpRecord
@@ -100,8 +100,8 @@ async def settle(
     crossing: Crossing | None = None,
 ) -> list[Emit]:
     """Close what each IP's own `nows[ip_id]` allows, save the states that changed, rewrite
-    their views (every IP's with `refresh_all`) and return one `ip.state_changed` per
-    transition.
+    the views whose content or day changed (every IP's with `refresh_all`) and return one
+    `ip.state_changed` per transition.
 
     `decided` holds steps already taken (a start) whose state is the starting point and
     whose transitions come first. Each event shows the IP as of its transition
@@ -123,7 +123,8 @@ async def settle(
         since[ip.ip_id] = min(state.current_date or today, today)
     counters = await store.counters_since(conn, since)
 
-    states: dict[str, WarmupState] = {}
+    states: dict[str, WarmupState] = {}  # whose views are rewritten
+    changed: dict[str, WarmupState] = {}
     emitting: list[tuple[IpRecord, list[tuple[Transition, WarmupState]]]] = []
     for ip in ips:
         before = decided.get(ip.ip_id)
@@ -142,7 +143,16 @@ async def settle(
             log.exception("could not bring the IP up to date", ip_id=ip.ip_id)
             continue
         state = step.state
-        if state != ip.state or before is not None or refresh_all:
+        if state != ip.state:
+            changed[ip.ip_id] = state
+        # Its view is rewritten only when what it shows changed (most hours closed change
+        # only the watermark and the limit flags), or the day it counts.
+        if (
+            before is not None
+            or refresh_all
+            or ip.counted_on != as_utc(nows[ip.ip_id]).date()
+            or not same_view(ip.state, state)
+        ):
             states[ip.ip_id] = state
         moments = [
             (t, after)
@@ -151,7 +161,7 @@ async def settle(
         ]
         if moments:
             emitting.append((ip, moments))
-    if not states:
+    if not states and not changed:
         return []
 
     views = {}
@@ -171,8 +181,7 @@ async def settle(
             )
             score_since, today = score_window(now, config.rules)
             views[ip.ip_id] = store.StoredView(without_counts(shown.view), today, score_since)
-    stored = {ip.ip_id: ip.state for ip in ips}
-    await store.save_states(conn, {i: s for i, s in states.items() if s != stored[i]})
+    await store.save_states(conn, changed)
     await store.save_views(conn, views)
     if not emitting:
         return []
@@ -582,13 +591,9 @@ async def on_sends(
     causes = {ip_id: fresh[position].id for ip_id, position in attribution.latest.items()}
     crossing = _crossing_in(fresh, sends, touched, config.rules)
     # Only the IPs something could happen to are brought up to date (a new hour, a count at
-    # a limit); the others' sends are counted and their views read them from the counters.
-    # Those brought up to date get their views rewritten, their state changed or not: the
-    # day a view counts follows the IP's clock.
+    # a limit); the others' sends are counted, and their views read them from the counters.
     settling = [ip for ip in touched if _must_settle(config, ip, nows[ip.ip_id], counted)]
-    result.extend(
-        await settle(conn, config, settling, nows, causes, refresh_all=True, crossing=crossing)
-    )
+    result.extend(await settle(conn, config, settling, nows, causes, crossing=crossing))
     return result
 
 

@@ -42,6 +42,8 @@ class IpRecord:
     stopped_by: str | None = None
     # The send.recorded partition its sends are read from; None before its first send.
     partition: int | None = None
+    # The UTC day its stored view counts (`StoredView.counted_on`); None before its first.
+    counted_on: date | None = None
 
 
 def _record(row: asyncpg.Record) -> IpRecord:
@@ -52,6 +54,7 @@ def _record(row: asyncpg.Record) -> IpRecord:
         state=WarmupState.model_validate_json(row["state"]),
         stopped_by=row["stopped_by"] if row["stopped_at"] is not None else None,
         partition=row["send_partition"],
+        counted_on=row["counted_on"],
     )
 
 

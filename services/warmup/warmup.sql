@@ -13,16 +13,18 @@ SET account_id = $2, address = $3, region = $4, pool = $5, rdns = $6, registry_s
 WHERE ip_id = $1;
 
 -- name: lock_ip
-SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition
-FROM warmup_ips WHERE ip_id = $1
-FOR UPDATE;
+SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition,
+       (SELECT counted_on FROM ip_warmup_views v WHERE v.ip_id = w.ip_id) AS counted_on
+FROM warmup_ips w WHERE ip_id = $1
+FOR UPDATE OF w;
 
 -- name: lock_by_address
 -- The IPs a batch of sends names: per address, the IP provisioned last. Locked in ip_id
 -- order, so two batches (or a batch and a command) can never deadlock on them; the
 -- close-days sweep skips what is locked.
-SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition
-FROM warmup_ips
+SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition,
+       (SELECT counted_on FROM ip_warmup_views v WHERE v.ip_id = w.ip_id) AS counted_on
+FROM warmup_ips w
 WHERE ip_id IN (
     SELECT DISTINCT ON (address) ip_id
     FROM warmup_ips
@@ -30,7 +32,7 @@ WHERE ip_id IN (
     ORDER BY address, provisioned_at DESC, ip_id
 )
 ORDER BY ip_id
-FOR UPDATE;
+FOR UPDATE OF w;
 
 -- name: count_sends
 -- One set-based upsert per batch: the hourly counters and their daily totals, += . Returns
@@ -183,7 +185,8 @@ WHERE ip_id = ANY($1::text[]);
 -- $3 (the slowest partition's; NULL: none). Those a batch holds are left for the next run
 -- (they are being brought up to date anyway). An IP whose schedule is no longer loaded ($4
 -- lists those that are) cannot be judged and must not block the others.
-SELECT w.ip_id, w.account_id, w.address, w.state, w.stopped_at, w.stopped_by, w.send_partition
+SELECT w.ip_id, w.account_id, w.address, w.state, w.stopped_at, w.stopped_by, w.send_partition,
+       (SELECT counted_on FROM ip_warmup_views v WHERE v.ip_id = w.ip_id) AS counted_on
 FROM warmup_ips w
 LEFT JOIN unnest($1::integer[], $2::timestamptz[]) AS h(partition, before)
        ON h.partition = w.send_partition

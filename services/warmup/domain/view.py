@@ -152,3 +152,16 @@ def _current_day(view: dict[str, Any]) -> int | None:
     """The schedule day whose `sent` is the running count (`_days`: the current day of a
     warming or suspended warm-up)."""
     return view.get("day") if view.get("status") in ("warming", "suspended") else None
+
+
+# What changes hour by hour without changing what the view shows.
+_UNSHOWN = frozenset(
+    {"closed_until", "last_send_hour", "daily_limit_reached_on", "hourly_limit_reached_at"}
+)
+_SHOWN = tuple(name for name in WarmupState.model_fields if name not in _UNSHOWN)
+
+
+def same_view(before: WarmupState, after: WarmupState) -> bool:
+    """Whether `warmup_view` shows both states alike (on the same day, with the same counts):
+    they differ at most in the watermark, the last hour with sends and the limit flags."""
+    return all(getattr(before, name) == getattr(after, name) for name in _SHOWN)

@@ -40,6 +40,7 @@ from services.warmup.domain.send_counts import (
 from services.warmup.domain.settling import must_settle
 from services.warmup.domain.state import WarmupState
 from services.warmup.domain.transitions import Transition
+from services.warmup.domain.view import same_view, warmup_view, without_counts
 from services.warmup.domain.warmup_day import start
 
 IPS = ("192.0.2.1", "192.0.2.2", "192.0.2.3")
@@ -199,3 +200,26 @@ def test_jumping_over_hours_without_sends_decides_what_going_hour_by_hour_does(
         patch.setattr(sweep_module, "_next_stop", hour_by_hour)
         expected = run(batches, fast=False)
     assert run(batches, fast=False) == expected
+
+
+@SLOW
+@given(st.lists(burst_strategy, max_size=30), st.data())
+def test_a_view_is_rewritten_whenever_what_it_shows_changed(
+    bursts: list[list[Send]], data: st.DataObject
+) -> None:
+    """`same_view` (the batch keeps a view as it is) only where `warmup_view` renders the
+    stored part alike, on the same day."""
+    sends = sorted((send for burst in bursts for send in burst), key=lambda s: s.occurred_at)
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(sends) - 1)), max_size=25)))
+    bounds = [0, *[c for c in cuts if c < len(sends)], len(sends)]
+    batches = [sends[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+    history = run(batches, fast=True)
+    for ip in IPS:
+        for (before, _), (after, _) in itertools.pairwise(history):
+            a, b = before[ip], after[ip]
+            if a.closed_until is None or b.closed_until is None or not same_view(a, b):
+                continue
+            now = b.closed_until + timedelta(minutes=30)
+            assert without_counts(warmup_view(a, TINY, SendCounters(), now)) == without_counts(
+                warmup_view(b, TINY, SendCounters(), now)
+            )
