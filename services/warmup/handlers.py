@@ -22,18 +22,21 @@ from services.warmup.domain.catch_up import (
 )
 from services.warmup.domain.crossings import (
     BatchSend,
+    BatchTotals,
     Crossing,
     crossing_in_batch,
+    may_cross,
     sought,
     watch,
 )
 from services.warmup.domain.crossings import crossings as crossings_in
-from services.warmup.domain.event_time import DAY, day_start, hour_start
+from services.warmup.domain.event_time import DAY, as_utc, day_start, hour_start
 from services.warmup.domain.overflow import DYNAMIC_POOLS, Overflow, choose_overflow
 from services.warmup.domain.reputation import score_window
 from services.warmup.domain.rules import Mode, WarmupRules
 from services.warmup.domain.schedules import Schedule, UnknownSchedule, select_schedule
 from services.warmup.domain.send_counts import ZERO, SendCounters, TallyKey
+from services.warmup.domain.settling import must_settle
 from services.warmup.domain.state import Step, WarmupState
 from services.warmup.domain.suspension import resume_now
 from services.warmup.domain.transitions import (
@@ -42,6 +45,7 @@ from services.warmup.domain.transitions import (
     Suspended,
     Transition,
 )
+from services.warmup.domain.view import same_view, without_counts
 from services.warmup.domain.warmup_day import WarmupRejected, skip, start, stop
 from services.warmup.ip_view import merged_status, view_from_row
 from services.warmup.store import IpRecord
@@ -105,8 +109,8 @@ async def settle(
     batch: BatchOfSends | None = None,
 ) -> list[Emit]:
     """Close what each IP's own `nows[ip_id]` allows, save the states that changed, rewrite
-    their views (every IP's with `refresh_all`) and return one `ip.state_changed` per
-    transition.
+    the views whose content or day changed (every IP's with `refresh_all`) and return one
+    `ip.state_changed` per transition.
 
     `decided` holds steps already taken (a start) whose state is the starting point and
     whose transitions come first. Each event shows the IP as of its transition
@@ -131,7 +135,8 @@ async def settle(
         since[ip.ip_id] = min(state.current_date or today, today)
     counters = await store.counters_since(conn, since)
 
-    states: dict[str, WarmupState] = {}
+    states: dict[str, WarmupState] = {}  # whose views are rewritten
+    changed: dict[str, WarmupState] = {}
     judged: dict[str, WarmupState] = {}
     emitting: list[tuple[IpRecord, list[tuple[Transition, WarmupState]]]] = []
     for ip in ips:
@@ -151,7 +156,16 @@ async def settle(
             log.exception("could not bring the IP up to date", ip_id=ip.ip_id)
             continue
         state = judged[ip.ip_id] = step.state
-        if state != ip.state or before is not None or refresh_all:
+        if state != ip.state:
+            changed[ip.ip_id] = state
+        # Its view is rewritten only when what it shows changed (most hours closed change
+        # only the watermark and the limit flags), or the day it counts.
+        if (
+            before is not None
+            or refresh_all
+            or ip.counted_on != as_utc(nows[ip.ip_id]).date()
+            or not same_view(ip.state, state)
+        ):
             states[ip.ip_id] = state
         moments = [
             (t, after)
@@ -162,40 +176,39 @@ async def settle(
             emitting.append((ip, moments))
     if batch is not None:
         await store.note_crossings(conn, _crossings_noted(config, ips, judged, counters, batch))
-    if not states:
+    if not states and not changed:
         return []
 
-    first = min(score_window(nows[i], config.rules)[0] for i in states)
-    last = max(nows[i].date() for i in states)
-    daily = await store.daily_totals(conn, list(states), first, last)
     views = {}
     for ip in ips:
         if ip.ip_id in states:
             state = states[ip.ip_id]
             now = nows[ip.ip_id]
-            window_first, window_last = score_window(now, config.rules)
-            window = sum(
-                (c for d, c in daily.get(ip.ip_id, {}).items() if window_first <= d <= window_last),
-                start=ZERO,
-            )
+            # Kept without the running counts (and so without the score), which the reading
+            # side takes from the counters: only a change of state rewrites a view.
             shown = render(
                 state,
                 config.schedule_of(ip.ip_id, state),
                 counters.get(ip.ip_id, NO_SENDS),
-                window,
+                ZERO,
                 now,
                 ip.stopped_by,
             )
-            views[ip.ip_id] = (shown.view, shown.score)
-    stored = {ip.ip_id: ip.state for ip in ips}
-    await store.save_states(conn, {i: s for i, s in states.items() if s != stored[i]})
+            score_since, today = score_window(now, config.rules)
+            views[ip.ip_id] = store.StoredView(without_counts(shown.view), today, score_since)
+    await store.save_states(conn, changed)
     await store.save_views(conn, views)
     if not emitting:
         return []
 
+    # Each event's score covers its window's days before its transition (`render_as_of`).
+    cuts = [hour_start(t.at) for _, moments in emitting for t, _ in moments]
+    first = min(score_window(cut, config.rules)[0] for cut in cuts)
+    last = max(nows[ip.ip_id].date() for ip, _ in emitting)
+    daily = await store.daily_totals(conn, [ip.ip_id for ip, _ in emitting], first, last)
     commanded = {t for step in decided.values() for t in step.transitions}
     crossed = await _crossing_sends(conn, config, emitting, commanded, counters, batch)
-    rows = await store.view_rows(conn, [ip.ip_id for ip, _ in emitting])
+    rows = await store.registry_rows(conn, [ip.ip_id for ip, _ in emitting])
     overflows = await overflow_of(conn, [ip for ip, moments in emitting if _limits_in(moments)])
     emits: list[Emit] = []
     for ip, moments in emitting:
@@ -660,8 +673,7 @@ async def on_sends(
             addresses=addresses[:20],
             more=max(0, len(addresses) - 20),
         )
-    if attribution.counted:
-        await store.count_sends(conn, attribution.counted)
+    counted = await store.count_sends(conn, attribution.counted)
 
     touched = [ip for ip in ips if ip.ip_id in attribution.latest]
     read_on = {ip_id: fresh[position].partition for ip_id, position in attribution.latest.items()}
@@ -671,10 +683,69 @@ async def on_sends(
     nows = {ip.ip_id: decision_time(clocks[read_on[ip.ip_id]], config.lateness) for ip in touched}
     causes = {ip_id: fresh[position].id for ip_id, position in attribution.latest.items()}
     batch = BatchOfSends(_per_ip(attribution.counted), _sends_by_ip(fresh, sends, touched))
-    # Every touched IP's view is rewritten, its state changed or not: its sends changed
-    # `sent_today`, and the view must not depend on which batch last changed the state.
-    result.extend(await settle(conn, config, touched, nows, causes, refresh_all=True, batch=batch))
+    # Only the IPs something could happen to are brought up to date (a new hour, a count at
+    # a limit); the others' sends are counted, and their views read them from the counters.
+    settling = [ip for ip in touched if _must_settle(config, ip, nows[ip.ip_id], counted)]
+    result.extend(await settle(conn, config, settling, nows, causes, batch=batch))
+    # The others stay as they are judged; a crossing among their sends is noted all the same.
+    chosen = {ip.ip_id for ip in settling}
+    others = [ip for ip in touched if ip.ip_id not in chosen]
+    await _note_unsettled(conn, config, others, counted, batch)
     return result
+
+
+async def _note_unsettled(
+    conn: asyncpg.Connection,
+    config: WarmupConfig,
+    ips: Sequence[IpRecord],
+    counted: store.Counted,
+    batch: BatchOfSends,
+) -> None:
+    """Note the crossings among the sends of IPs the batch did not bring up to date (each
+    judged as it stands). Whether the batch can hold one is told from the counting
+    statement's totals (`may_cross`); only the IPs where it can have their counters read."""
+    watched = {}
+    for ip in ips:
+        state, taken = ip.state, batch.counted.get(ip.ip_id)
+        if taken is None or ip.stopped_by is not None or state.closed_until is None:
+            continue
+        last_day = max(at for at, _ in taken).date()
+        watching = watch(state, config.schedule_of(ip.ip_id, state), config.rules, last_day)
+        if watching is not None:
+            watched[ip.ip_id] = (ip, watching)
+    if not watched:
+        return
+    # The day's count up to the watermark's hour: the day's, less what was read ahead of it.
+    watermarks = {i: cast(datetime, ip.state.closed_until) for i, (ip, _) in watched.items()}
+    ahead = await store.sent_after_hour(conn, watermarks)
+    maybe: list[IpRecord] = []
+    for ip_id, (ip, watching) in watched.items():
+        taken = batch.counted[ip_id]
+        watermark = watermarks[ip_id]
+        day_sent, _ = counted.on(ip_id, watermark)
+        through = (day_sent or 0) - ahead.get(ip_id, 0) - taken.day_through(watermark).sent
+        totals = BatchTotals(
+            through,
+            {day: counted.days.get((ip_id, day), 0) for day in {at.date() for at, _ in taken}},
+            {at: counted.hours.get((ip_id, at.date(), at.hour), 0) for at, _ in taken},
+        )
+        if may_cross(watching, watermark, taken, totals, config.rules):
+            maybe.append(ip)
+    if not maybe:
+        return
+    counters = await store.counters_since(
+        conn, {ip.ip_id: watermarks[ip.ip_id].date() for ip in maybe}
+    )
+    judged = {ip.ip_id: ip.state for ip in maybe}
+    await store.note_crossings(conn, _crossings_noted(config, maybe, judged, counters, batch))
+
+
+def _must_settle(config: WarmupConfig, ip: IpRecord, now: datetime, counted: store.Counted) -> bool:
+    if ip.state.closed_until is None:
+        return True
+    day_sent, hour_sent = counted.on(ip.ip_id, ip.state.closed_until)
+    schedule = config.schedules.get(ip.state.schedule) if ip.state.schedule else None
+    return must_settle(ip.state, schedule, now, ip.stopped_by, day_sent, hour_sent)
 
 
 def _per_ip(counted: Mapping[TallyKey, int]) -> dict[str, SendCounters]:

@@ -13,6 +13,9 @@ from typing import Any
 
 import asyncpg
 
+from services.warmup.domain.reputation import NEUTRAL, reputation_score
+from services.warmup.domain.send_counts import OUTCOMES, OutcomeCounts
+from services.warmup.domain.view import with_counts
 from shared.contract.events import IpView, WarmupView
 
 _FROM_WARMUP = {
@@ -31,9 +34,15 @@ def merged_status(registry_status: str, warmup_status: str | None) -> str:
 
 
 def view_from_row(row: asyncpg.Record | dict[str, Any]) -> IpView:
+    """The whole view from a `views` row: a stored warm-up part with its running counts put
+    back as counted now (a row stored before they were left out has them already)."""
     warmup = row["warmup"]
     if isinstance(warmup, str):
         warmup = json.loads(warmup)
+    score = row["reputation_score"]
+    if warmup is not None and row.get("counted_on") is not None:
+        warmup = with_counts(warmup, int(row["sent_on"] or 0))
+        score = reputation_score(OutcomeCounts(*(int(row[outcome] or 0) for outcome in OUTCOMES)))
     return IpView(
         ip_id=row["ip_id"],
         account_id=row["account_id"],
@@ -43,5 +52,5 @@ def view_from_row(row: asyncpg.Record | dict[str, Any]) -> IpView:
         pool=row["pool"],
         rdns=row["rdns"],
         warmup=WarmupView.model_validate(warmup or {}),
-        reputation_score=row["reputation_score"] if row["reputation_score"] is not None else 50,
+        reputation_score=score if score is not None else NEUTRAL,
     )

@@ -43,6 +43,8 @@ class IpRecord:
     stopped_by: str | None = None
     # The send.recorded partition its sends are read from; None before its first send.
     partition: int | None = None
+    # The UTC day its stored view counts (`StoredView.counted_on`); None before its first.
+    counted_on: date | None = None
 
 
 def _record(row: asyncpg.Record) -> IpRecord:
@@ -53,6 +55,7 @@ def _record(row: asyncpg.Record) -> IpRecord:
         state=WarmupState.model_validate_json(row["state"]),
         stopped_by=row["stopped_by"] if row["stopped_at"] is not None else None,
         partition=row["send_partition"],
+        counted_on=row["counted_on"],
     )
 
 
@@ -101,11 +104,34 @@ async def lock_by_address(conn: asyncpg.Connection, addresses: Iterable[str]) ->
     return [_record(row) for row in rows]
 
 
-async def count_sends(conn: asyncpg.Connection, increments: Mapping[TallyKey, int]) -> None:
-    """Add a tally to the hourly counters and their daily totals (one statement)."""
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """The sends (dropped excluded) the days and hours a batch counted on hold afterwards."""
+
+    days: dict[tuple[str, date], int]
+    hours: dict[tuple[str, date, int], int]
+
+    def on(self, ip_id: str, hour: datetime) -> tuple[int | None, int | None]:
+        """(the day's sends, the hour's sends) for the UTC day and hour of `hour`; None
+        where the batch counted nothing."""
+        day = hour.date()
+        return self.days.get((ip_id, day)), self.hours.get((ip_id, day, hour.hour))
+
+
+async def count_sends(conn: asyncpg.Connection, increments: Mapping[TallyKey, int]) -> Counted:
+    """Add a tally to the hourly counters and their daily totals (one statement); returns
+    what the touched days and hours hold afterwards."""
     rows = wide_rows(dict(increments))
+    days: dict[tuple[str, date], int] = {}
+    hours: dict[tuple[str, date, int], int] = {}
     if rows:
-        await conn.execute(SQL.count_sends, *(list(column) for column in zip(*rows, strict=True)))
+        columns = (list(column) for column in zip(*rows, strict=True))
+        for ip_id, day, hour, sent in await conn.fetch(SQL.count_sends, *columns):
+            if hour is None:
+                days[(ip_id, day)] = sent
+            else:
+                hours[(ip_id, day, hour)] = sent
+    return Counted(days, hours)
 
 
 async def count_unknown(
@@ -173,19 +199,29 @@ async def save_states(conn: asyncpg.Connection, states: Mapping[str, WarmupState
     )
 
 
-async def save_views(
-    conn: asyncpg.Connection, views: Mapping[str, tuple[dict[str, Any], int]]
-) -> None:
-    """Write the warm-up part of each IP's view (`ip_warmup_views`): (warmup object, score)."""
+@dataclass(frozen=True, slots=True)
+class StoredView:
+    """The warm-up part of an IP's view as `ip_warmup_views` keeps it: rendered without the
+    running counts, which are read back from the counters (the sends of `counted_on`, the
+    score over `score_since`..`counted_on`)."""
+
+    warmup: dict[str, Any]  # the contract's `warmup` object, `without_counts`
+    counted_on: date  # the UTC day `sent_today` counts
+    score_since: date  # the first day of the reputation score's window
+
+
+async def save_views(conn: asyncpg.Connection, views: Mapping[str, StoredView]) -> None:
+    """Write the warm-up part of each IP's view (`ip_warmup_views`)."""
     if not views:
         return
     ids = sorted(views)
     await conn.execute(
         SQL.save_views,
         ids,
-        [views[i][0]["status"] for i in ids],
-        [json.dumps(views[i][0], separators=(",", ":")) for i in ids],
-        [views[i][1] for i in ids],
+        [views[i].warmup["status"] for i in ids],
+        [json.dumps(views[i].warmup, separators=(",", ":")) for i in ids],
+        [views[i].counted_on for i in ids],
+        [views[i].score_since for i in ids],
     )
 
 
@@ -196,11 +232,14 @@ async def load_views(conn: asyncpg.Connection, ip_ids: Sequence[str]) -> dict[st
     return {row["ip_id"]: view_from_row(row) for row in await conn.fetch(SQL.views, list(ip_ids))}
 
 
-async def view_rows(conn: asyncpg.Connection, ip_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Each IP's view row (registry and stored warm-up parts), to render events from."""
+async def registry_rows(
+    conn: asyncpg.Connection, ip_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Each IP's registry fields, to render events from (each event adds its own warm-up
+    part and score)."""
     if not ip_ids:
         return {}
-    return {row["ip_id"]: dict(row) for row in await conn.fetch(SQL.views, list(ip_ids))}
+    return {row["ip_id"]: dict(row) for row in await conn.fetch(SQL.registry_rows, list(ip_ids))}
 
 
 async def all_views(conn: asyncpg.Connection) -> list[IpView]:
@@ -332,3 +371,16 @@ async def find_crossings(
 
 async def forget_crossings(conn: asyncpg.Connection, before: datetime) -> None:
     await conn.execute(SQL.forget_crossings, before)
+
+
+async def sent_after_hour(
+    conn: asyncpg.Connection, hours: Mapping[str, datetime]
+) -> dict[str, int]:
+    """Each IP's sends (dropped excluded) on the UTC day of its hour, after that hour."""
+    if not hours:
+        return {}
+    ids = list(hours)
+    rows = await conn.fetch(
+        SQL.sent_after_hour, ids, [hours[i].date() for i in ids], [hours[i].hour for i in ids]
+    )
+    return {row["ip_id"]: int(row["sent"]) for row in rows}

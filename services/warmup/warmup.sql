@@ -13,16 +13,18 @@ SET account_id = $2, address = $3, region = $4, pool = $5, rdns = $6, registry_s
 WHERE ip_id = $1;
 
 -- name: lock_ip
-SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition
-FROM warmup_ips WHERE ip_id = $1
-FOR UPDATE;
+SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition,
+       (SELECT counted_on FROM ip_warmup_views v WHERE v.ip_id = w.ip_id) AS counted_on
+FROM warmup_ips w WHERE ip_id = $1
+FOR UPDATE OF w;
 
 -- name: lock_by_address
 -- The IPs a batch of sends names: per address, the IP provisioned last. Locked in ip_id
 -- order, so two batches (or a batch and a command) can never deadlock on them; the
 -- close-days sweep skips what is locked.
-SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition
-FROM warmup_ips
+SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition,
+       (SELECT counted_on FROM ip_warmup_views v WHERE v.ip_id = w.ip_id) AS counted_on
+FROM warmup_ips w
 WHERE ip_id IN (
     SELECT DISTINCT ON (address) ip_id
     FROM warmup_ips
@@ -30,10 +32,12 @@ WHERE ip_id IN (
     ORDER BY address, provisioned_at DESC, ip_id
 )
 ORDER BY ip_id
-FOR UPDATE;
+FOR UPDATE OF w;
 
 -- name: count_sends
--- One set-based upsert per batch: the hourly counters and their daily totals, += .
+-- One set-based upsert per batch: the hourly counters and their daily totals, += . Returns
+-- the sends (dropped excluded) each touched day (hour NULL) and hour holds afterwards, so
+-- the batch can tell which IPs a limit could be reached on.
 WITH increment AS (
     SELECT *
     FROM unnest($1::text[], $2::date[], $3::smallint[], $4::bigint[], $5::bigint[],
@@ -53,18 +57,25 @@ daily AS (
         bounced    = d.bounced    + EXCLUDED.bounced,
         complained = d.complained + EXCLUDED.complained,
         dropped    = d.dropped    + EXCLUDED.dropped
+    RETURNING d.ip_id, d.day, d.delivered + d.deferred + d.bounced + d.complained AS sent
+),
+hourly AS (
+    INSERT INTO warmup_counters AS c
+        (ip_id, day, hour, delivered, deferred, bounced, complained, dropped)
+    SELECT ip_id, day, hour, delivered, deferred, bounced, complained, dropped
+    FROM increment
+    ORDER BY ip_id, day, hour
+    ON CONFLICT (ip_id, day, hour) DO UPDATE SET
+        delivered  = c.delivered  + EXCLUDED.delivered,
+        deferred   = c.deferred   + EXCLUDED.deferred,
+        bounced    = c.bounced    + EXCLUDED.bounced,
+        complained = c.complained + EXCLUDED.complained,
+        dropped    = c.dropped    + EXCLUDED.dropped
+    RETURNING c.ip_id, c.day, c.hour, c.delivered + c.deferred + c.bounced + c.complained AS sent
 )
-INSERT INTO warmup_counters AS c
-    (ip_id, day, hour, delivered, deferred, bounced, complained, dropped)
-SELECT ip_id, day, hour, delivered, deferred, bounced, complained, dropped
-FROM increment
-ORDER BY ip_id, day, hour
-ON CONFLICT (ip_id, day, hour) DO UPDATE SET
-    delivered  = c.delivered  + EXCLUDED.delivered,
-    deferred   = c.deferred   + EXCLUDED.deferred,
-    bounced    = c.bounced    + EXCLUDED.bounced,
-    complained = c.complained + EXCLUDED.complained,
-    dropped    = c.dropped    + EXCLUDED.dropped;
+SELECT ip_id, day, NULL::smallint AS hour, sent FROM daily
+UNION ALL
+SELECT ip_id, day, hour, sent FROM hourly;
 
 -- name: count_unknown
 INSERT INTO unknown_ip_sends AS u (address, day, n, first_seen, last_seen)
@@ -109,30 +120,64 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
 WHERE w.ip_id = s.ip_id;
 
 -- name: save_views
-INSERT INTO ip_warmup_views AS v (ip_id, status, warmup, reputation_score, updated_at)
-SELECT ip_id, status, warmup::jsonb, score, now()
-FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[]) AS t(ip_id, status, warmup, score)
+-- The warm-up part of each IP's view, without the running counts (read back by `views`).
+INSERT INTO ip_warmup_views AS v (ip_id, status, warmup, reputation_score, counted_on,
+                                  score_since, updated_at)
+SELECT ip_id, status, warmup::jsonb, NULL, counted_on, score_since, now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::date[])
+     AS t(ip_id, status, warmup, counted_on, score_since)
 ORDER BY ip_id
 ON CONFLICT (ip_id) DO UPDATE SET
     status = EXCLUDED.status,
     warmup = EXCLUDED.warmup,
     reputation_score = EXCLUDED.reputation_score,
+    counted_on = EXCLUDED.counted_on,
+    score_since = EXCLUDED.score_since,
     updated_at = now();
 
 -- name: views
 -- The whole view of each IP (the registry's fields warmup keeps, and its warm-up part), for
--- many IPs at once.
+-- many IPs at once, with the running counts the stored part leaves out: the sends of its
+-- day and the outcomes of its score window, as counted now.
 SELECT i.ip_id, i.account_id, i.address, i.region, i.registry_status, i.pool, i.rdns,
-       w.status AS warmup_status, w.warmup, w.reputation_score
-FROM warmup_ips i LEFT JOIN ip_warmup_views w USING (ip_id)
+       w.status AS warmup_status, w.warmup, w.reputation_score, w.counted_on,
+       s.sent_on, s.delivered, s.deferred, s.bounced, s.complained, s.dropped
+FROM warmup_ips i
+LEFT JOIN ip_warmup_views w USING (ip_id)
+LEFT JOIN LATERAL (
+    SELECT sum(delivered + deferred + bounced + complained)
+               FILTER (WHERE day = w.counted_on) AS sent_on,
+           sum(delivered) AS delivered, sum(deferred) AS deferred, sum(bounced) AS bounced,
+           sum(complained) AS complained, sum(dropped) AS dropped
+    FROM warmup_daily_counts d
+    WHERE d.ip_id = i.ip_id AND d.day BETWEEN w.score_since AND w.counted_on
+) s ON true
 WHERE i.ip_id = ANY($1::text[]);
 
 -- name: all_views
--- What `ipfleet ip list` shows: every IP's whole view.
+-- What `ipfleet ip list` shows: every IP's whole view (as `views`).
 SELECT i.ip_id, i.account_id, i.address, i.region, i.registry_status, i.pool, i.rdns,
-       w.status AS warmup_status, w.warmup, w.reputation_score
-FROM warmup_ips i LEFT JOIN ip_warmup_views w USING (ip_id)
+       w.status AS warmup_status, w.warmup, w.reputation_score, w.counted_on,
+       s.sent_on, s.delivered, s.deferred, s.bounced, s.complained, s.dropped
+FROM warmup_ips i
+LEFT JOIN ip_warmup_views w USING (ip_id)
+LEFT JOIN LATERAL (
+    SELECT sum(delivered + deferred + bounced + complained)
+               FILTER (WHERE day = w.counted_on) AS sent_on,
+           sum(delivered) AS delivered, sum(deferred) AS deferred, sum(bounced) AS bounced,
+           sum(complained) AS complained, sum(dropped) AS dropped
+    FROM warmup_daily_counts d
+    WHERE d.ip_id = i.ip_id AND d.day BETWEEN w.score_since AND w.counted_on
+) s ON true
 ORDER BY i.account_id, i.address;
+
+-- name: registry_rows
+-- The registry's fields warmup keeps, to render events from (each event renders its own
+-- warm-up part and score).
+SELECT ip_id, account_id, address, region, registry_status, pool, rdns,
+       NULL::text AS warmup_status, NULL::jsonb AS warmup, NULL::integer AS reputation_score
+FROM warmup_ips
+WHERE ip_id = ANY($1::text[]);
 
 -- name: due
 -- IPs with an hour to close, oldest first: before the hour its own partition's clock allows
@@ -140,7 +185,8 @@ ORDER BY i.account_id, i.address;
 -- $3 (the slowest partition's; NULL: none). Those a batch holds are left for the next run
 -- (they are being brought up to date anyway). An IP whose schedule is no longer loaded ($4
 -- lists those that are) cannot be judged and must not block the others.
-SELECT w.ip_id, w.account_id, w.address, w.state, w.stopped_at, w.stopped_by, w.send_partition
+SELECT w.ip_id, w.account_id, w.address, w.state, w.stopped_at, w.stopped_by, w.send_partition,
+       (SELECT counted_on FROM ip_warmup_views v WHERE v.ip_id = w.ip_id) AS counted_on
 FROM warmup_ips w
 LEFT JOIN unnest($1::integer[], $2::timestamptz[]) AS h(partition, before)
        ON h.partition = w.send_partition
@@ -231,3 +277,11 @@ JOIN threshold_crossings c
 -- name: forget_crossings
 -- Crossings of windows that began before $1: no IP judges those days any more.
 DELETE FROM threshold_crossings WHERE window_start < $1;
+
+-- name: sent_after_hour
+-- Each IP's sends (dropped excluded) on one UTC day after one hour of it: what was read ahead
+-- of the hour its clock judges.
+SELECT s.ip_id, sum(c.delivered + c.deferred + c.bounced + c.complained)::bigint AS sent
+FROM unnest($1::text[], $2::date[], $3::smallint[]) AS s(ip_id, day, hour)
+JOIN warmup_counters c ON c.ip_id = s.ip_id AND c.day = s.day AND c.hour > s.hour
+GROUP BY s.ip_id;

@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -48,3 +49,23 @@ def test_built_events_carry_causation_and_round_trip() -> None:
     assert again == event
     assert again.causationid == "cause"
     assert b'"causationid":"cause"' in event.to_json_bytes()
+
+
+def test_events_are_written_as_compact_json_without_nulls() -> None:
+    """The bytes the outbox stores: what `json.dumps` of the JSON-mode dump (nulls left out,
+    no spaces) writes, for the ASCII text ipfleet's events carry."""
+    event = build_event(
+        event_id="e",
+        source="ipfleet/warmup",
+        event_type="ip.hourly_limit_reached",
+        time=datetime(2026, 11, 23, 10, tzinfo=UTC),
+        subject="ip_1",
+        data={
+            "ip_id": "ip_1",
+            "pool": None,
+            "warmup": {"progress": 0.0714, "days": [{"day": 1, "sent": 3, "done": False}]},
+        },
+        causation_id=None,
+    )
+    written = json.dumps(event.model_dump(mode="json", exclude_none=True), separators=(",", ":"))
+    assert event.to_json_bytes() == written.encode()

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
 
-from services.warmup.domain.event_time import as_utc, hour_of, hour_start
+from services.warmup.domain.event_time import HOUR, as_utc, day_start, hour_of, hour_start
 
 Outcome = Literal["delivered", "deferred", "bounced", "complained", "dropped"]
 OUTCOMES: tuple[Outcome, ...] = ("delivered", "deferred", "bounced", "complained", "dropped")
+_DAY_LONG = timedelta(days=1)
 
 # (ip address, UTC date, UTC hour 0..23, outcome): the natural key of a counter row.
 TallyKey = tuple[str, date, int, Outcome]
@@ -89,6 +90,16 @@ class OutcomeCounts:
             self.dropped + other.dropped,
         )
 
+    def minus(self, other: OutcomeCounts) -> OutcomeCounts:
+        """What a running total gained since `other`, an earlier running total."""
+        return OutcomeCounts(
+            self.delivered - other.delivered,
+            self.deferred - other.deferred,
+            self.bounced - other.bounced,
+            self.complained - other.complained,
+            self.dropped - other.dropped,
+        )
+
     @property
     def sent(self) -> int:
         """Messages that left the IP: every outcome but `dropped`, which never reached a
@@ -129,7 +140,9 @@ class SendCounters:
         self._hours: dict[datetime, OutcomeCounts] = {}
         for start, counts in (hours or {}).items():
             key = hour_start(start)
-            self._hours[key] = self._hours.get(key, ZERO) + counts
+            seen = self._hours.get(key)
+            # Counts are frozen: an hour seen once keeps the given value, no addition.
+            self._hours[key] = counts if seen is None else seen + counts
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[date, int, str, int]]) -> SendCounters:
@@ -161,6 +174,12 @@ class SendCounters:
     def between(self, start: datetime, end: datetime) -> OutcomeCounts:
         """Total over whole hours in [start, end)."""
         first, stop = hour_start(start), as_utc(end)
+        if first < stop and stop - day_start(first.date()) <= _DAY_LONG:
+            # Within one UTC day (the complaint-spike check, at every hour with sends): the
+            # difference of the day's running totals, not a walk over every hour.
+            running = self._running(first.date())
+            hours = -((day_start(first.date()) - stop) // HOUR)  # hours begun before `stop`
+            return running[hours].minus(running[first.hour])
         total = ZERO
         for at, counts in self._hours.items():
             if first <= at < stop:

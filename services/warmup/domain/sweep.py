@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from services.warmup.domain.daily_limit import check_limits
-from services.warmup.domain.event_time import HOUR, day_start, hour_start
+from services.warmup.domain.event_time import HOUR, day_start, hour_of, hour_start
 from services.warmup.domain.rewarm import idle_deadline, rewarm
 from services.warmup.domain.rules import WarmupRules
 from services.warmup.domain.schedules import Schedule
@@ -56,6 +56,7 @@ def sweep(
     while state.closed_until is not None and state.closed_until < target:
         hour = state.closed_until
         end = hour + HOUR
+        entering = state
         state = apply(check_limits(state, schedule, counters))
 
         counts = counters.hour(hour)
@@ -83,7 +84,9 @@ def sweep(
             state = apply(rewarm(state, deadline, rules, schedule))
 
         state = state.model_copy(
-            update={"closed_until": _next_stop(state, rules, counters, end, target)}
+            update={
+                "closed_until": _next_stop(entering, state, schedule, rules, counters, end, target)
+            }
         )
 
     state = apply(check_limits(state, schedule, counters))
@@ -91,11 +94,33 @@ def sweep(
 
 
 def _next_stop(
-    state: WarmupState, rules: WarmupRules, counters: SendCounters, end: datetime, target: datetime
+    entering: WarmupState,
+    state: WarmupState,
+    schedule: Schedule,
+    rules: WarmupRules,
+    counters: SendCounters,
+    end: datetime,
+    target: datetime,
 ) -> datetime:
-    """The next hour the sweep must look at. An active IP has no limits and no days to
-    judge, so the sweep may jump to its next send or its idle deadline; other statuses go
-    hour by hour."""
+    """The next hour the sweep must look at, after the hour ending at `end` (`entering`: the
+    state as that hour began).
+
+    An active IP has no limits and no days to judge, so the sweep may jump to its next send
+    or its idle deadline. A warming IP whose limits did not change in the hour (same status
+    and day) may jump over the hours of the same UTC day without sends: in such an hour the
+    day's count is the one just checked against the same limit (reached once, or not at
+    all), the hour's count is 0, and nothing else is judged but at the day's last hour, which
+    is never jumped over. Other statuses go hour by hour."""
+    if state.status == "warming":
+        if entering.status != "warming" or entering.day != state.day or end.hour == 0:
+            return end
+        if state.limits(schedule)[1] == 0:
+            return end  # an hourly limit of 0 is reached by an hour without sends
+        stops = [target, hour_of(end.date(), 23)]
+        next_send = counters.next_hour_with_sends(end)
+        if next_send is not None:
+            stops.append(next_send)
+        return max(end, min(stops))
     if state.status != "active":
         return end
     stops = [target]

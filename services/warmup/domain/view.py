@@ -119,3 +119,49 @@ def _days(state: WarmupState, schedule: Schedule, sent_today: int) -> list[dict[
             }
         )
     return days
+
+
+def without_counts(view: dict[str, Any]) -> dict[str, Any]:
+    """The view as `ip_warmup_views` keeps it: without the day's running count (`sent_today`
+    and the current day's `sent`), which every send changes. A send batch then rewrites
+    only the views whose state it changed; the reading side puts the count back
+    (`with_counts`) from the counters, as of the stored view's day."""
+    kept = {k: v for k, v in view.items() if k != "sent_today"}
+    current = _current_day(view)
+    kept["days"] = [
+        {k: v for k, v in entry.items() if k != "sent"} if entry["day"] == current else entry
+        for entry in view["days"]
+    ]
+    return kept
+
+
+def with_counts(stored: dict[str, Any], sent_today: int) -> dict[str, Any]:
+    """A view kept `without_counts`, with the day's count put back: what `warmup_view`
+    renders with that `sent_today`."""
+    view = dict(stored)
+    view["sent_today"] = sent_today
+    current = _current_day(stored)
+    view["days"] = [
+        {**entry, "sent": sent_today} if entry["day"] == current else entry
+        for entry in stored.get("days", [])
+    ]
+    return view
+
+
+def _current_day(view: dict[str, Any]) -> int | None:
+    """The schedule day whose `sent` is the running count (`_days`: the current day of a
+    warming or suspended warm-up)."""
+    return view.get("day") if view.get("status") in ("warming", "suspended") else None
+
+
+# What changes hour by hour without changing what the view shows.
+_UNSHOWN = frozenset(
+    {"closed_until", "last_send_hour", "daily_limit_reached_on", "hourly_limit_reached_at"}
+)
+_SHOWN = tuple(name for name in WarmupState.model_fields if name not in _UNSHOWN)
+
+
+def same_view(before: WarmupState, after: WarmupState) -> bool:
+    """Whether `warmup_view` shows both states alike (on the same day, with the same counts):
+    they differ at most in the watermark, the last hour with sends and the limit flags."""
+    return all(getattr(before, name) == getattr(after, name) for name in _SHOWN)

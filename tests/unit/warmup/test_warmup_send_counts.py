@@ -6,7 +6,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import get_args
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from services.warmup.domain.event_time import hour_start
 from services.warmup.domain.send_counts import (
     OUTCOMES,
     ZERO,
@@ -112,3 +115,31 @@ def test_send_counters_from_rows_equal_from_tally_and_merge_adds() -> None:
     assert from_rows == from_tally
     assert from_rows.merge(from_rows).hour(at(23, 10)) == OutcomeCounts(delivered=4, bounced=2)
     assert from_rows != SendCounters()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 72), st.sampled_from(["delivered", "bounced", "dropped"])),
+        max_size=60,
+    ),
+    st.integers(0, 72 * 60),
+    st.integers(0, 30 * 60),
+)
+def test_between_is_the_sum_of_the_hours_in_the_range(
+    sends: list[tuple[int, str]], start_minute: int, length_minutes: int
+) -> None:
+    """`between` takes a day's running totals within one UTC day: the same as adding up the
+    hours begun in the range, whatever the range."""
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+    counters = SendCounters.from_tally(
+        tally(Send("192.0.2.9", t0 + timedelta(hours=h), o) for h, o in sends),  # type: ignore[arg-type]
+        "192.0.2.9",
+    )
+    start = t0 + timedelta(minutes=start_minute)
+    end = start + timedelta(minutes=length_minutes)
+    expected = ZERO
+    for at, counts in counters:
+        if hour_start(start) <= at < end:
+            expected = expected + counts
+    assert counters.between(start, end) == expected

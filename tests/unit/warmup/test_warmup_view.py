@@ -12,7 +12,13 @@ from services.warmup.domain.send_counts import Send, SendCounters, tally
 from services.warmup.domain.state import WarmupState
 from services.warmup.domain.suspension import suspend
 from services.warmup.domain.sweep import sweep
-from services.warmup.domain.view import ip_status, progress, warmup_view
+from services.warmup.domain.view import (
+    ip_status,
+    progress,
+    warmup_view,
+    with_counts,
+    without_counts,
+)
 from services.warmup.domain.warmup_day import close_day, start
 from shared.contract.events import WarmupView
 
@@ -127,3 +133,22 @@ def test_the_state_survives_a_json_round_trip(status: str) -> None:
     state = state.model_copy(update={"status": status})
     loaded = WarmupState.model_validate_json(state.model_dump_json())
     assert loaded == state
+
+
+@pytest.mark.parametrize("status", ["not_started", "warming", "suspended", "active"])
+def test_the_stored_view_without_counts_reads_back_as_rendered(status: str) -> None:
+    """`ip_warmup_views` keeps the view without the day's running count; reading it back
+    with the count as the counters hold it gives the view `warmup_view` renders, whatever
+    the count at the time it was stored."""
+    state = start(WarmupState(), STANDARD, T0, "earned").state
+    counters = sent(T0, 20).merge(sent(T0 + timedelta(days=1, hours=1), 33))
+    now = T0 + timedelta(days=1, hours=2)
+    state = sweep(state, STANDARD, RULES, counters, now).state
+    state = state.model_copy(update={"status": status})
+    view = warmup_view(state, STANDARD if status != "not_started" else None, counters, now)
+    stored = without_counts(view)
+    assert "sent_today" not in stored
+    assert with_counts(stored, view["sent_today"]) == view
+    earlier = warmup_view(state, STANDARD if status != "not_started" else None, sent(T0, 20), now)
+    assert without_counts(earlier) == stored
+    WarmupView.model_validate(with_counts(stored, 0))
