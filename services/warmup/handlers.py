@@ -24,7 +24,9 @@ from services.warmup.domain.crossings import (
     BatchSend,
     BatchTotals,
     Crossing,
-    crossing_in_batch,
+    Sought,
+    crossings_in_batch,
+    in_hours,
     may_cross,
     sought,
     watch,
@@ -313,26 +315,28 @@ async def _crossing_sends(
     one of the batch being applied, found exactly for that threshold, else one an earlier
     batch noted (the store)."""
     crossed: dict[tuple[str, Transition], str] = {}
-    unnoted: list[tuple[tuple[str, Transition], tuple[str, Any]]] = []
+    unnoted: list[tuple[tuple[str, Transition], tuple[str, Sought]]] = []
     for ip, moments in emitting:
-        for transition, after in moments:
-            wanted = None if transition in commanded else sought(transition, after)
-            if wanted is None:
-                continue
-            found = None
-            taken = batch.counted.get(ip.ip_id) if batch is not None else None
-            if batch is not None and taken is not None:
-                found = crossing_in_batch(
-                    wanted,
-                    counters.get(ip.ip_id, NO_SENDS),
-                    taken,
-                    _sends_of(batch, ip.ip_id),
-                    config.rules,
-                )
-            if found is not None:
-                crossed[(ip.ip_id, transition)] = found
+        wanted = [
+            (transition, sought_)
+            for transition, after in moments
+            if transition not in commanded and (sought_ := sought(transition, after)) is not None
+        ]
+        taken = batch.counted.get(ip.ip_id) if batch is not None else None
+        found: list[str | None] = [None] * len(wanted)
+        if batch is not None and taken is not None:
+            found = crossings_in_batch(
+                [w for _, w in wanted],
+                counters.get(ip.ip_id, NO_SENDS),
+                taken,
+                _sends_of(batch, ip.ip_id),
+                config.rules,
+            )
+        for (transition, sought_), send in zip(wanted, found, strict=True):
+            if send is not None:
+                crossed[(ip.ip_id, transition)] = send
             else:
-                unnoted.append(((ip.ip_id, transition), (ip.ip_id, wanted)))
+                unnoted.append(((ip.ip_id, transition), (ip.ip_id, sought_)))
     answers = await store.find_crossings(conn, [w for _, w in unnoted])
     for (key, _), found in zip(unnoted, answers, strict=True):
         if found is not None:
@@ -759,12 +763,16 @@ def _per_ip(counted: Mapping[TallyKey, int]) -> dict[str, SendCounters]:
 def _sends_by_ip(
     fresh: Sequence[Received], sends: Sequence[SendRecorded], ips: Sequence[IpRecord]
 ) -> Callable[[str], Sequence[BatchSend]]:
-    """Each IP's sends in the batch, in the order they were read. The batch is split by IP
-    once, on the first question: most batches ask none."""
+    """Each IP's sends in the batch, in the order they were read (`in_hours`). The batch is
+    split by IP once, on the first question, and each IP's part is kept: most batches ask
+    none, and a batch that does asks again for each limit of the IP."""
     by_id = {ip.ip_id: ip for ip in ips}
     per_ip: dict[tuple[str, str], list[BatchSend]] = {}
+    kept: dict[str, Sequence[BatchSend]] = {}
 
     def sends_of(ip_id: str) -> Sequence[BatchSend]:
+        if ip_id in kept:
+            return kept[ip_id]
         ip = by_id.get(ip_id)
         if ip is None:
             return []
@@ -773,7 +781,8 @@ def _sends_by_ip(
                 per_ip.setdefault((data.ip, data.account_id), []).append(
                     (item.id, item.event.time, data.outcome)
                 )
-        return per_ip.get((ip.address, ip.account_id), [])
+        kept[ip_id] = in_hours(per_ip.get((ip.address, ip.account_id), []))
+        return kept[ip_id]
 
     return sends_of
 

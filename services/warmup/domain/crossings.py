@@ -22,7 +22,7 @@ hours (`first_hour`..`last_hour`), each with its own window end.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
@@ -248,32 +248,23 @@ def crossings(
 
     `counted` holds the IP's counters with the batch counted (at least from the day of
     `watermark`, the IP's first hour not yet judged), `batch` the batch's own part of them,
-    and `sends()` the batch's sends of the IP in the order they were read (asked for only
-    when a threshold was crossed). Only hours from the watermark on are judged from now on,
-    so only those are looked at."""
+    and `sends()` the batch's sends of the IP in the order they were read, as `in_hours`
+    gives them (asked for only when a threshold was crossed). Only hours from the watermark
+    on are judged from now on, so only those are looked at."""
     if not may_cross(watching, watermark, batch, BatchTotals.of(counted, batch, watermark), rules):
         return []
     floor = _floor(watching, watermark)
     days = sorted({at.date() for at, _ in batch if at.date() >= floor.date()})
     found: list[Crossing] = []
-    in_order: list[Sequence[BatchSend]] = []
-
-    def read() -> Sequence[BatchSend]:
-        if not in_order:
-            in_order.append(
-                [(i, hour_start(at), outcome) for i, at, outcome in sends() if outcome != "dropped"]
-            )
-        return in_order[0]
-
     for day in days:
         first = max(floor, day_start(day))
-        window = _Day(day, counted, batch)
-        found += window.count_crossings("daily_limit", watching.daily, first, read)
+        window = _Day(day, counted, batch, sends)
+        found += window.count_crossings("daily_limit", watching.daily, first)
         for hour in window.batch_hours(first):
-            found += window.count_crossings("hourly_limit", watching.hourly, hour, read, hour)
+            found += window.count_crossings("hourly_limit", watching.hourly, hour, hour)
         for phase in watching.phases:
             since = max(day_start(day), phase)
-            found += window.spike_crossings(since, max(first, since), read, rules)
+            found += window.spike_crossings(since, max(first, since), rules)
     return found
 
 
@@ -285,12 +276,37 @@ def _any_between(limits: Sequence[int], low: int, high: int) -> bool:
 class _Day:
     """One UTC day of an IP's counters, before and after a batch, hour by hour."""
 
-    def __init__(self, day: date, counted: SendCounters, batch: SendCounters) -> None:
+    def __init__(
+        self,
+        day: date,
+        counted: SendCounters,
+        batch: SendCounters,
+        sends: Callable[[], Sequence[BatchSend]],
+    ) -> None:
         self.day = day
         self.start = day_start(day)
-        self.after = [counted.hour(self.start + h * HOUR) for h in range(24)]
-        self.taken = [batch.hour(self.start + h * HOUR) for h in range(24)]
+        self._sends = sends
+        self._of_day: list[BatchSend] | None = None
+        self._by_hour: dict[datetime, list[BatchSend]] = {}
+        self.after = counted.day_hours(day)
+        self.taken = batch.day_hours(day)
         self.before = [_less(a, t) for a, t in zip(self.after, self.taken, strict=True)]
+
+    def sends(self, begin: datetime, end: datetime) -> Iterator[BatchSend]:
+        """The batch's sends of the day in [begin, end), in the order they were read; the
+        batch's sends are walked once per day, and each hour's are kept."""
+        if self._of_day is None:
+            every = self._sends()
+            if sum(c.sent for c in self.taken) == len(every):
+                self._of_day = list(every)  # all on this day (most batches)
+            else:
+                stop = self.start + DAY
+                self._of_day = [s for s in every if self.start <= s[1] < stop]
+            for send in self._of_day:
+                self._by_hour.setdefault(send[1], []).append(send)
+        if end - begin == HOUR:
+            return iter(self._by_hour.get(begin, ()))
+        return (s for s in self._of_day if begin <= s[1] < end)
 
     def hour(self, index: int) -> datetime:
         return self.start + index * HOUR
@@ -311,7 +327,6 @@ class _Day:
         threshold: Threshold,
         limits: Sequence[int],
         first: datetime,
-        read: Callable[[], Sequence[BatchSend]],
         only: datetime | None = None,
     ) -> list[Crossing]:
         """The sends at which the count from the window's start (the day's start, or the hour
@@ -330,22 +345,26 @@ class _Day:
             ]  # (before, after]
             if not met:
                 continue
-            end = self.hour(lo) + HOUR
-            inside = [i for i, at, _ in read() if begin <= at < end]
+            # The batch's sends in the window, in the order read, up to the last one needed:
+            # the limit's is the (limit - before)-th.
+            inside = self.sends(begin, self.hour(lo) + HOUR)
+            position = 0
             for limit in met:
-                found.append(
-                    Crossing(
-                        threshold, begin, limit, self.hour(lo), self.hour(hi),
-                        inside[limit - before - 1],
-                    )
-                )  # fmt: skip
+                for event_id, _, _ in inside:
+                    position += 1
+                    if position == limit - before:
+                        found.append(
+                            Crossing(
+                                threshold, begin, limit, self.hour(lo), self.hour(hi), event_id
+                            )
+                        )
+                        break
         return _joined(found)
 
     def spike_crossings(
         self,
         since: datetime,
         first: datetime,
-        read: Callable[[], Sequence[BatchSend]],
         rules: WarmupRules,
     ) -> list[Crossing]:
         """The send after which the complaint-spike check over [since, judged hour's end)
@@ -365,7 +384,7 @@ class _Day:
             if not newly:
                 continue  # no complaint and no step past the minimum: it cannot newly hold
             end = self.hour(lo) + HOUR
-            event_id = _first_spike(read(), since, end, before, rules)
+            event_id = _first_spike(list(self.sends(since, end)), before, rules)
             if event_id is not None:
                 found += [
                     Crossing("complaint_spike", since, 0, self.hour(h), self.hour(h), event_id)
@@ -375,19 +394,13 @@ class _Day:
 
 
 def _first_spike(
-    sends: Sequence[BatchSend],
-    since: datetime,
-    end: datetime,
-    before: OutcomeCounts,
-    rules: WarmupRules,
+    sends: Sequence[BatchSend], before: OutcomeCounts, rules: WarmupRules
 ) -> str | None:
-    """The first send in [since, end) after which the spike check holds. Only a complaint,
-    or the send that brings the count to the minimum, can turn the check from not holding to
-    holding: a delivery lowers the rate, a bounce or deferral leaves it."""
+    """The first of `sends` (a window's, in the order read) after which the spike check holds.
+    Only a complaint, or the send that brings the count to the minimum, can turn the check
+    from not holding to holding: a delivery lowers the rate, a bounce or deferral leaves it."""
     running = before
-    for event_id, at, outcome in sends:
-        if not since <= at < end:
-            continue
+    for event_id, _, outcome in sends:
         running = running + OutcomeCounts.of({outcome: 1})
         trigger = outcome == "complained" or running.sent == rules.suspend_min_sends
         if trigger and complaint_spike(running, rules) is not None:
@@ -433,23 +446,31 @@ def _index(moment: datetime, start: datetime) -> int:
     return min(LAST_HOUR, max(0, int((as_utc(moment) - start) / HOUR)))
 
 
-def crossing_in_batch(
-    wanted: Sought,
+def in_hours(sends: Iterable[BatchSend]) -> list[BatchSend]:
+    """Sends in the order they were read, as the crossings take them: each with the start of
+    its UTC hour for its time, the dropped ones (which never count) left out."""
+    return [(i, hour_start(at), outcome) for i, at, outcome in sends if outcome != "dropped"]
+
+
+def crossings_in_batch(
+    wanted: Sequence[Sought],
     counted: SendCounters,
     batch: SendCounters,
     sends: Callable[[], Sequence[BatchSend]],
     rules: WarmupRules,
-) -> str | None:
-    """The send of the batch being applied that crossed `wanted`'s threshold, when the batch
-    holds it (`counted` includes the batch, `batch` is its own part); None when an earlier
-    batch read it, or nothing crossed it."""
-    threshold, start, reached, hour = wanted
-    watching = {
-        "daily_limit": Watch((reached,), (), ()),
-        "hourly_limit": Watch((), (reached,), ()),
-        "complaint_spike": Watch((), (), (start,)),
-    }[threshold]
-    return found_in(crossings(watching, counted, batch, sends, hour, rules), wanted)
+) -> list[str | None]:
+    """For each crossing `wanted` of one IP, the send of the batch being applied that crossed
+    its threshold, when the batch holds it (`counted` includes the batch, `batch` is its own
+    part); None when an earlier batch read it, or nothing crossed it. One pass for them all."""
+    if not wanted:
+        return []
+    watching = Watch(
+        tuple(sorted({w[2] for w in wanted if w[0] == "daily_limit"})),
+        tuple(sorted({w[2] for w in wanted if w[0] == "hourly_limit"})),
+        tuple(sorted({w[1] for w in wanted if w[0] == "complaint_spike"})),
+    )
+    found = crossings(watching, counted, batch, sends, min(w[3] for w in wanted), rules)
+    return [found_in(found, w) for w in wanted]
 
 
 def found_in(crossings: Sequence[Crossing], wanted: Sought) -> str | None:
@@ -467,9 +488,10 @@ __all__ = [
     "Sought",
     "Threshold",
     "Watch",
-    "crossing_in_batch",
     "crossings",
+    "crossings_in_batch",
     "found_in",
+    "in_hours",
     "may_cross",
     "sought",
     "watch",

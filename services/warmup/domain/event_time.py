@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+_NO_OFFSET = timedelta(0)
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -27,6 +28,9 @@ def hour_start(moment: datetime) -> datetime:
         if moment.minute or moment.second or moment.microsecond:
             return moment.replace(minute=0, second=0, microsecond=0)
         return moment
+    if moment.utcoffset() == _NO_OFFSET:
+        # UTC under another tzinfo (event times as pydantic parses `...Z`): no conversion.
+        return moment.replace(minute=0, second=0, microsecond=0, tzinfo=UTC)
     return as_utc(moment).replace(minute=0, second=0, microsecond=0)
 
 

@@ -132,11 +132,12 @@ class SendCounters:
     returns a new value. Hours with no sends are simply absent.
     """
 
-    __slots__ = ("_days", "_hours")
+    __slots__ = ("_by_hour", "_days", "_hours")
 
     def __init__(self, hours: Mapping[datetime, OutcomeCounts] | None = None) -> None:
         # Running totals of each UTC day asked about, hour by hour (see `_running`).
         self._days: dict[date, list[OutcomeCounts]] = {}
+        self._by_hour: dict[date, list[OutcomeCounts]] = {}  # each day's 24 hours
         self._hours: dict[datetime, OutcomeCounts] = {}
         for start, counts in (hours or {}).items():
             key = hour_start(start)
@@ -200,15 +201,23 @@ class SendCounters:
         start = hour_start(hour)
         return self._running(start.date())[start.hour + 1]
 
+    def day_hours(self, day: date) -> list[OutcomeCounts]:
+        """The 24 hours of one UTC day, hour 0 first (do not modify: it is kept)."""
+        per_hour = self._by_hour.get(day)
+        if per_hour is None:
+            per_hour = [ZERO] * 24
+            for at, counts in self._hours.items():
+                if at.date() == day:
+                    per_hour[at.hour] = counts
+            self._by_hour[day] = per_hour
+        return per_hour
+
     def _running(self, day: date) -> list[OutcomeCounts]:
         """[total before hour 0, before hour 1, ..., the whole day]: built once per day, as
         the rules ask about the same day over and over (every hour closed, every event)."""
         running = self._days.get(day)
         if running is None:
-            per_hour = [ZERO] * 24
-            for at, counts in self._hours.items():
-                if at.date() == day:
-                    per_hour[at.hour] = counts
+            per_hour = self.day_hours(day)
             running = [ZERO]
             for counts in per_hour:
                 running.append(running[-1] + counts if counts is not ZERO else running[-1])

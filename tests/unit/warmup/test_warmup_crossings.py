@@ -18,6 +18,7 @@ from services.warmup.domain.crossings import (
     Watch,
     crossings,
     found_in,
+    in_hours,
     sought,
     watch,
 )
@@ -51,7 +52,12 @@ def note(
     for end, watermark in zip(cuts, watermarks, strict=True):
         batch = log[start:end]
         for c in crossings(
-            watching, counters(log[:end]), counters(batch), lambda b=batch: b, watermark, RULES
+            watching,
+            counters(log[:end]),
+            counters(batch),
+            lambda b=batch: in_hours(b),
+            watermark,
+            RULES,
         ):
             noted.setdefault((c.threshold, c.window_start, c.reached, c.first_hour), c)
         start = end
