@@ -293,6 +293,7 @@ def _crossings_noted(
             _sends_of(batch, ip.ip_id),
             state.closed_until,
             config.rules,
+            limits_judged=True,
         )
         if found:
             noted[ip.ip_id] = found
@@ -733,7 +734,7 @@ async def _note_unsettled(
             {day: counted.days.get((ip_id, day), 0) for day in {at.date() for at, _ in taken}},
             {at: counted.hours.get((ip_id, at.date(), at.hour), 0) for at, _ in taken},
         )
-        if may_cross(watching, watermark, taken, totals, config.rules):
+        if may_cross(watching, watermark, taken, totals, config.rules, limits_judged=True):
             maybe.append(ip)
     if not maybe:
         return

@@ -193,28 +193,34 @@ def may_cross(
     batch: SendCounters,
     totals: BatchTotals,
     rules: WarmupRules,
+    *,
+    limits_judged: bool = False,
 ) -> bool:
     """Whether the batch can hold a crossing of a watched threshold in an hour judged from the
-    `watermark` on: a bound, never an answer. Most IPs of most batches cross nothing, and
-    this tells so from the totals alone.
+    `watermark` on (limits from the next hour with `limits_judged`, see `crossings`): a
+    bound, never an answer. Most IPs of most batches cross nothing, and this tells so from
+    the totals alone.
 
     In a window judged at an hour H from the watermark on, the count before the batch is at
     least the day's count up to the watermark's hour (0 on a later day), and the count after
     it at most the day's; a limit can be crossed only between those. The spike check can
     first hold only at a complaint, or where the count reaches its minimum."""
     floor = _floor(watching, watermark)
+    counts_from = floor + HOUR if limits_judged else floor
     for day in sorted({at.date() for at, _ in batch if at.date() >= floor.date()}):
         start = day_start(day)
-        first = max(floor, start)
-        lowest = totals.through_watermark if first == hour_start(watermark) else 0
+        lowest = totals.through_watermark if day == floor.date() else 0
         highest = totals.day_sent.get(day, 0)
-        if _any_between(watching.daily, lowest, highest):
+        first = max(counts_from, start)
+        if first.date() == day and _any_between(watching.daily, lowest, highest):
             return True
         for hour, taken in batch:
             if hour >= first and taken.sent:
                 after = totals.hour_sent.get(hour, 0)
                 if _any_between(watching.hourly, after - taken.sent, after):
                     return True
+        if highest < rules.suspend_min_sends:
+            continue  # the spike check needs that many sends in its window: the day has fewer
         for phase in watching.phases:
             since = max(start, phase)
             if since > start + LAST_HOUR * HOUR:
@@ -243,6 +249,8 @@ def crossings(
     sends: Callable[[], Sequence[BatchSend]],
     watermark: datetime,
     rules: WarmupRules,
+    *,
+    limits_judged: bool = False,
 ) -> list[Crossing]:
     """The crossings among one IP's sends in a batch, for the hours a coming decision judges.
 
@@ -250,21 +258,27 @@ def crossings(
     `watermark`, the IP's first hour not yet judged), `batch` the batch's own part of them,
     and `sends()` the batch's sends of the IP in the order they were read, as `in_hours`
     gives them (asked for only when a threshold was crossed). Only hours from the watermark
-    on are judged from now on, so only those are looked at."""
-    if not may_cross(watching, watermark, batch, BatchTotals.of(counted, batch, watermark), rules):
+    on are judged from now on, so only those are looked at. With `limits_judged`, the limits
+    of the watermark's hour were just checked on these counts (a limit reached there was
+    decided, with its crossing at hand), so limits are looked at from the next hour on; the
+    spike check of the watermark's hour is judged only once the hour closes."""
+    totals = BatchTotals.of(counted, batch, watermark)
+    if not may_cross(watching, watermark, batch, totals, rules, limits_judged=limits_judged):
         return []
     floor = _floor(watching, watermark)
+    counts_from = floor + HOUR if limits_judged else floor
     days = sorted({at.date() for at, _ in batch if at.date() >= floor.date()})
     found: list[Crossing] = []
     for day in days:
-        first = max(floor, day_start(day))
         window = _Day(day, counted, batch, sends)
-        found += window.count_crossings("daily_limit", watching.daily, first)
-        for hour in window.batch_hours(first):
-            found += window.count_crossings("hourly_limit", watching.hourly, hour, hour)
+        first = max(counts_from, day_start(day))
+        if first.date() == day:
+            found += window.count_crossings("daily_limit", watching.daily, first)
+            for hour in window.batch_hours(first):
+                found += window.count_crossings("hourly_limit", watching.hourly, hour, hour)
         for phase in watching.phases:
             since = max(day_start(day), phase)
-            found += window.spike_crossings(since, max(first, since), rules)
+            found += window.spike_crossings(since, max(floor, day_start(day), since), rules)
     return found
 
 
