@@ -32,7 +32,7 @@ from services.warmup.domain.crossings import (
     watch,
 )
 from services.warmup.domain.crossings import crossings as crossings_in
-from services.warmup.domain.event_time import DAY, as_utc, day_start, hour_start
+from services.warmup.domain.event_time import DAY, HOUR, as_utc, day_start, hour_start
 from services.warmup.domain.overflow import DYNAMIC_POOLS, Overflow, choose_overflow
 from services.warmup.domain.reputation import score_window
 from services.warmup.domain.rules import Mode, WarmupRules
@@ -695,7 +695,8 @@ async def on_sends(
     # The others stay as they are judged; a crossing among their sends is noted all the same.
     chosen = {ip.ip_id for ip in settling}
     others = [ip for ip in touched if ip.ip_id not in chosen]
-    await _note_unsettled(conn, config, others, counted, batch)
+    read_up_to = {ip.ip_id: clocks[read_on[ip.ip_id]] for ip in others}
+    await _note_unsettled(conn, config, others, counted, batch, read_up_to)
     return result
 
 
@@ -705,10 +706,12 @@ async def _note_unsettled(
     ips: Sequence[IpRecord],
     counted: store.Counted,
     batch: BatchOfSends,
+    read_up_to: Mapping[str, datetime],
 ) -> None:
     """Note the crossings among the sends of IPs the batch did not bring up to date (each
     judged as it stands). Whether the batch can hold one is told from the counting
-    statement's totals (`may_cross`); only the IPs where it can have their counters read."""
+    statement's totals (`may_cross`); only the IPs where it can have their counters read.
+    `read_up_to` is each IP's partition clock: no send of it later than that was read."""
     watched = {}
     for ip in ips:
         state, taken = ip.state, batch.counted.get(ip.ip_id)
@@ -722,7 +725,10 @@ async def _note_unsettled(
         return
     # The day's count up to the watermark's hour: the day's, less what was read ahead of it.
     watermarks = {i: cast(datetime, ip.state.closed_until) for i, (ip, _) in watched.items()}
-    ahead = await store.sent_after_hour(conn, watermarks)
+    # Only a partition read into a later hour can hold sends of it.
+    ahead = await store.sent_after_hour(
+        conn, {i: w for i, w in watermarks.items() if read_up_to[i] >= w + HOUR}
+    )
     maybe: list[IpRecord] = []
     for ip_id, (ip, watching) in watched.items():
         taken = batch.counted[ip_id]

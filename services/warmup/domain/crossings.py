@@ -178,13 +178,16 @@ class BatchTotals:
     def of(cls, counted: SendCounters, batch: SendCounters, watermark: datetime) -> BatchTotals:
         """From the IP's counters with the batch counted (`counted`) and the batch's part."""
         hour = hour_start(watermark)
-        before = counted.day_through(hour).sent - batch.day_through(hour).sent
-        days = {at.date() for at, _ in batch}
-        return cls(
-            before,
-            {day: counted.day(day).sent for day in days},
-            {at: counted.hour(at).sent for at, _ in batch},
-        )
+        day = hour.date()
+        taken = 0
+        days: dict[date, int] = {}
+        hours: dict[datetime, int] = {}
+        for at, counts in batch:  # a batch holds a few hours of an IP: cheaper than a day's
+            if at.date() == day and at <= hour:
+                taken += counts.sent
+            days.setdefault(at.date(), counted.day(at.date()).sent)
+            hours[at] = counted.hour(at).sent
+        return cls(counted.day_through(hour).sent - taken, days, hours)
 
 
 def may_cross(
