@@ -209,7 +209,7 @@ def may_cross(
     it at most the day's; a limit can be crossed only between those. The spike check can
     first hold only at a complaint, or where the count reaches its minimum."""
     floor = _floor(watching, watermark)
-    counts_from = floor + HOUR if limits_judged else floor
+    counts_from = _counts_from(watching, watermark, limits_judged)
     for day in sorted({at.date() for at, _ in batch if at.date() >= floor.date()}):
         start = day_start(day)
         lowest = totals.through_watermark if day == floor.date() else 0
@@ -235,6 +235,15 @@ def may_cross(
             if floor_count < rules.suspend_min_sends <= highest:
                 return True
     return False
+
+
+def _counts_from(watching: Watch, watermark: datetime, limits_judged: bool) -> datetime:
+    """The first hour whose limits a coming decision compares counts with: the watermark's
+    (its next with `limits_judged`), never before the watch's own first hour."""
+    first = hour_start(watermark) + HOUR if limits_judged else hour_start(watermark)
+    if watching.from_hour is not None and watching.from_hour > first:
+        return watching.from_hour
+    return first
 
 
 def _floor(watching: Watch, watermark: datetime) -> datetime:
@@ -269,7 +278,7 @@ def crossings(
     if not may_cross(watching, watermark, batch, totals, rules, limits_judged=limits_judged):
         return []
     floor = _floor(watching, watermark)
-    counts_from = floor + HOUR if limits_judged else floor
+    counts_from = _counts_from(watching, watermark, limits_judged)
     days = sorted({at.date() for at, _ in batch if at.date() >= floor.date()})
     found: list[Crossing] = []
     for day in days:

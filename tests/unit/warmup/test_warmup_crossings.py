@@ -116,6 +116,17 @@ def test_sends_read_ahead_of_the_judged_hour_do_not_hide_a_crossing() -> None:
     assert found_in(noted, sought(on_9, WarmupState())) == "late2"  # type: ignore[arg-type]
 
 
+def test_an_idle_ip_is_watched_from_its_deadline_even_after_its_hour_was_judged() -> None:
+    # An active IP judged up to 09:00 whose idle deadline is 11:00: the limits of 11:00 are
+    # the re-warmed IP's first, not judged yet, so their crossing is noted.
+    deadline = T0 + 2 * HOUR
+    log = [(f"s{i}", deadline + i * M, "delivered") for i in range(3)]
+    watching = Watch((), (3,), (deadline,), from_hour=deadline)
+    noted = list(note(watching, log, [3], [T0], limits_judged=True).values())
+    limit = HourlyLimitReached(hour=deadline, day=1, limit=3)
+    assert found_in(noted, sought(limit, WarmupState())) == "s2"  # type: ignore[arg-type]
+
+
 def test_hours_already_judged_are_not_noted() -> None:
     log = [(f"s{i}", T0 + i * M, "delivered") for i in range(5)]
     # The IP's watermark is already past 09:00 (these sends are late): 09:00 is not judged
