@@ -316,7 +316,9 @@ class _Day:
         self._by_hour: dict[datetime, list[BatchSend]] = {}
         self.after = counted.day_hours(day)
         self.taken = batch.day_hours(day)
-        self.before = [_less(a, t) for a, t in zip(self.after, self.taken, strict=True)]
+        self.before = [
+            a if t is ZERO else a.minus(t) for a, t in zip(self.after, self.taken, strict=True)
+        ]
 
     def sends(self, begin: datetime, end: datetime) -> Iterator[BatchSend]:
         """The batch's sends of the day in [begin, end), in the order they were read; the
@@ -453,18 +455,6 @@ def _joined(found: list[Crossing]) -> list[Crossing]:
         else:
             joined.append(crossing)
     return sorted(joined, key=lambda c: (c.reached, c.first_hour))
-
-
-def _less(after: OutcomeCounts, taken: OutcomeCounts) -> OutcomeCounts:
-    if taken is ZERO:
-        return after
-    return OutcomeCounts(
-        after.delivered - taken.delivered,
-        after.deferred - taken.deferred,
-        after.bounced - taken.bounced,
-        after.complained - taken.complained,
-        after.dropped - taken.dropped,
-    )
 
 
 def _index(moment: datetime, start: datetime) -> int:
