@@ -12,7 +12,7 @@ import asyncpg
 import structlog
 
 from services.warmup import store
-from services.warmup.domain.attribution import Owner, attribute
+from services.warmup.domain.attribution import Attribution, Owner, attribute
 from services.warmup.domain.catch_up import (
     STOPPED,
     catch_up,
@@ -26,7 +26,6 @@ from services.warmup.domain.crossings import (
     Crossing,
     Sought,
     crossings_in_batch,
-    in_hours,
     may_cross,
     sought,
     watch,
@@ -650,7 +649,7 @@ async def on_sends(
     owners = {ip.address: Owner(ip.ip_id, ip.account_id) for ip in ips}
     attribution = attribute(
         (
-            (data.account_id, data.ip, item.event.time, data.outcome)
+            (item.event.id, data.account_id, data.ip, item.event.time, data.outcome)
             for item, data in zip(fresh, sends, strict=True)
         ),
         owners,
@@ -687,7 +686,7 @@ async def on_sends(
     )
     nows = {ip.ip_id: decision_time(clocks[read_on[ip.ip_id]], config.lateness) for ip in touched}
     causes = {ip_id: fresh[position].id for ip_id, position in attribution.latest.items()}
-    batch = BatchOfSends(_per_ip(attribution.counted), _sends_by_ip(fresh, sends, touched))
+    batch = BatchOfSends(_per_ip(attribution.counted), _sends_of_ip(attribution))
     # Only the IPs something could happen to are brought up to date (a new hour, a count at
     # a limit); the others' sends are counted, and their views read them from the counters.
     settling = [ip for ip in touched if _must_settle(config, ip, nows[ip.ip_id], counted)]
@@ -767,31 +766,10 @@ def _per_ip(counted: Mapping[TallyKey, int]) -> dict[str, SendCounters]:
     return {ip_id: SendCounters.from_rows(r) for ip_id, r in rows.items()}
 
 
-def _sends_by_ip(
-    fresh: Sequence[Received], sends: Sequence[SendRecorded], ips: Sequence[IpRecord]
-) -> Callable[[str], Sequence[BatchSend]]:
-    """Each IP's sends in the batch, in the order they were read (`in_hours`). The batch is
-    split by IP once, on the first question, and each IP's part is kept: most batches ask
-    none, and a batch that does asks again for each limit of the IP."""
-    by_id = {ip.ip_id: ip for ip in ips}
-    per_ip: dict[tuple[str, str], list[BatchSend]] = {}
-    kept: dict[str, Sequence[BatchSend]] = {}
-
-    def sends_of(ip_id: str) -> Sequence[BatchSend]:
-        if ip_id in kept:
-            return kept[ip_id]
-        ip = by_id.get(ip_id)
-        if ip is None:
-            return []
-        if not per_ip:
-            for item, data in zip(fresh, sends, strict=True):
-                per_ip.setdefault((data.ip, data.account_id), []).append(
-                    (item.id, item.event.time, data.outcome)
-                )
-        kept[ip_id] = in_hours(per_ip.get((ip.address, ip.account_id), []))
-        return kept[ip_id]
-
-    return sends_of
+def _sends_of_ip(attribution: Attribution) -> Callable[[str], Sequence[BatchSend]]:
+    """Each IP's sends in the batch, in the order they were read (`in_hours`)."""
+    sends = attribution.sends
+    return lambda ip_id: sends.get(ip_id, ())
 
 
 # ---- the close-days sweep --------------------------------------------------------------------

@@ -3,8 +3,9 @@
 A send names an address and an account. It counts against the IP holding that address when
 the account owns the IP; a send on an address no IP of ours holds is counted as unknown (and
 reported); a send naming another account's IP is refused (the pipeline dead-letters it).
-The sends to count come out already tallied by (IP id, UTC day, UTC hour, outcome): the
-batch is walked once, with no object per send.
+The sends to count come out already tallied by (IP id, UTC day, UTC hour, outcome), and
+each IP's sends in the order they were read, put in their UTC hours (as the search for the
+send that crossed a threshold takes them): the batch is walked once.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from services.warmup.domain.event_time import as_utc
-from services.warmup.domain.send_counts import TallyKey, count_send
+from services.warmup.domain.crossings import BatchSend
+from services.warmup.domain.event_time import as_utc, hour_of
+from services.warmup.domain.send_counts import OUTCOMES, TallyKey, utc_hour
 
-# (account_id, address, event time, outcome) of one deduplicated `send.recorded` event.
-RecordedSend = tuple[str, str, datetime, str]
+# (event id, account_id, address, event time, outcome) of one deduplicated `send.recorded`.
+RecordedSend = tuple[str, str, str, datetime, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,9 @@ class Attribution:
     # Per IP id, the position in the batch of its latest send (by event time): the input
     # named as the cause of what the batch decides for that IP.
     latest: dict[str, int] = field(default_factory=dict)
+    # Per IP id, its counted sends in the order read, each with the start of its UTC hour
+    # for its time, the dropped ones (which never count) left out: `crossings.in_hours`.
+    sends: dict[str, list[BatchSend]] = field(default_factory=dict)
     unknown: dict[tuple[str, date], UnknownSends] = field(default_factory=dict)
     # Positions of sends that name another account's IP.
     foreign: list[int] = field(default_factory=list)
@@ -54,9 +59,10 @@ def attribute(sends: Iterable[RecordedSend], owners: Mapping[str, Owner]) -> Att
     """Split a batch into sends to count (tallied per IP), unknown sends (per address and
     UTC day) and sends naming another account's IP. `owners` maps each address to its IP."""
     result = Attribution()
-    counted, latest = result.counted, result.latest
+    counted, latest, by_ip = result.counted, result.latest, result.sends
     latest_at: dict[str, datetime] = {}
-    for position, (account_id, address, occurred_at, outcome) in enumerate(sends):
+    hours: dict[tuple[date, int], datetime] = {}
+    for position, (event_id, account_id, address, occurred_at, outcome) in enumerate(sends):
         owner = owners.get(address)
         if owner is None:
             _unknown(result.unknown, address, occurred_at)
@@ -64,7 +70,18 @@ def attribute(sends: Iterable[RecordedSend], owners: Mapping[str, Owner]) -> Att
             result.foreign.append(position)
         else:
             ip_id = owner.ip_id
-            count_send(counted, ip_id, occurred_at, outcome)
+            if outcome not in OUTCOMES:
+                raise ValueError(f"unknown outcome {outcome!r}")
+            bucket = utc_hour(occurred_at)
+            counted[(ip_id, *bucket, outcome)] += 1  # type: ignore[index]
+            if outcome != "dropped":
+                hour = hours.get(bucket)
+                if hour is None:
+                    hour = hours[bucket] = hour_of(*bucket)
+                ip_sends = by_ip.get(ip_id)
+                if ip_sends is None:
+                    ip_sends = by_ip[ip_id] = []
+                ip_sends.append((event_id, hour, outcome))
             if ip_id not in latest_at or occurred_at >= latest_at[ip_id]:
                 latest_at[ip_id] = occurred_at
                 latest[ip_id] = position

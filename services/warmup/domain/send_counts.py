@@ -48,11 +48,16 @@ def count_send(counts: Counter[TallyKey], ip: str, occurred_at: datetime, outcom
     """Add one send to a tally in the making: the step `tally` takes for each send."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
+    counts[(ip, *utc_hour(occurred_at), outcome)] += 1  # type: ignore[index]
+
+
+def utc_hour(occurred_at: datetime) -> tuple[date, int]:
+    """The UTC day and hour (0..23) that hold `occurred_at`, as the tally keys them."""
     offset = occurred_at.utcoffset()
     # At a zero offset the date and hour read off the time are already UTC's (most event
     # times are written with `Z`); anything else, naive included, goes through as_utc.
     at = occurred_at if offset is not None and not offset else as_utc(occurred_at)
-    counts[(ip, at.date(), at.hour, outcome)] += 1  # type: ignore[index]
+    return at.date(), at.hour
 
 
 def merge_tallies(*tallies: Mapping[TallyKey, int]) -> dict[TallyKey, int]:

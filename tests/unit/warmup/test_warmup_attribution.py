@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+import itertools
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.warmup.domain.attribution import Owner, RecordedSend, attribute
+from services.warmup.domain.crossings import in_hours
 from services.warmup.domain.send_counts import Send, tally
 
 T = datetime(2026, 1, 5, 23, 50, tzinfo=UTC)
@@ -14,7 +18,10 @@ OWNERS = {"198.51.100.1": Owner("ip_a", "acct_a"), "198.51.100.2": Owner("ip_b",
 
 
 def sent(account: str, address: str, minutes: int = 0, outcome: str = "delivered") -> RecordedSend:
-    return (account, address, T + timedelta(minutes=minutes), outcome)
+    return (f"ev-{next(_ids)}", account, address, T + timedelta(minutes=minutes), outcome)
+
+
+_ids = itertools.count()
 
 
 def test_sends_on_our_ips_are_tallied_against_the_ip_id_as_tally_would() -> None:
@@ -84,7 +91,6 @@ def test_an_unknown_outcome_is_refused_as_tally_refuses_it() -> None:
 
 def test_sends_are_bucketed_by_the_utc_hour_whatever_the_zone_they_are_written_in() -> None:
     from collections import Counter
-    from datetime import timezone
     from zoneinfo import ZoneInfo
 
     from services.warmup.domain.send_counts import count_send
@@ -105,3 +111,38 @@ def test_sends_are_bucketed_by_the_utc_hour_whatever_the_zone_they_are_written_i
     }
     with pytest.raises(ValueError, match="no timezone"):
         count_send(counts, "ip", datetime(2026, 1, 5, 9), "delivered")
+
+
+_ZONES = [UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30))]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["acct_a", "acct_b", "acct_x"]),
+            st.sampled_from(["198.51.100.1", "198.51.100.2", "192.0.2.9"]),
+            st.integers(-3000, 3000),
+            st.sampled_from(_ZONES),
+            st.sampled_from(["delivered", "deferred", "bounced", "complained", "dropped"]),
+        ),
+        max_size=60,
+    )
+)
+def test_each_ips_sends_come_out_as_in_hours_puts_the_ips_own_sends(draws: list) -> None:
+    """The pass that tallies also gives each IP's sends as the crossings take them: the
+    straightforward definition is `in_hours` of the IP's own sends, in the order read."""
+    batch = [
+        (f"ev-{n}", account, address, (T + timedelta(minutes=m)).astimezone(zone), outcome)
+        for n, (account, address, m, zone, outcome) in enumerate(draws)
+    ]
+    result = attribute(batch, OWNERS)
+    for address, owner in OWNERS.items():
+        own = [
+            (event_id, at, outcome)
+            for event_id, account, addr, at, outcome in batch
+            if addr == address and account == owner.account_id
+        ]
+        assert result.sends.get(owner.ip_id, []) == in_hours(own)
+        for _, hour, _ in result.sends.get(owner.ip_id, []):
+            assert hour.utcoffset() == timedelta(0) and hour.minute == hour.second == 0
+    assert set(result.sends) <= {o.ip_id for o in OWNERS.values()}
