@@ -2,13 +2,20 @@
 each chunk's ids are claimed in the inbox while the next chunk is parsed, so Postgres and
 Python work at the same time. Everything after the claim is the general path's
 (`Pipeline.decide`); a retry takes the general path from the start.
+
+While such a batch is applied the cyclic garbage collector waits (`collector_paused`): the
+batch's records, envelopes and models live until it is done, so every collection in the
+middle of it scanned them all and freed nothing (500k sends: 1.7 s of collections in a 16 s
+run, 0.2 s with the pause). They are freed by reference counting when the batch ends, and
+the collector runs between batches as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from shared.messages import Received
@@ -24,6 +31,28 @@ CHUNK = 1000
 class NewDay(Exception):
     """A chunk of the batch needs a day partition of the inbox that must be created first
     (outside the transaction): the batch is rolled back and taken by the general path."""
+
+
+_pauses = 0
+_resume = False
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic collection while a large batch is applied. Several batches (of several
+    subscriptions) may overlap: the collector comes back when the last one ends, as it was
+    before the first began. What a batch allocates is bounded by the batch."""
+    global _pauses, _resume
+    if _pauses == 0:
+        _resume = gc.isenabled()
+        gc.disable()
+    _pauses += 1
+    try:
+        yield
+    finally:
+        _pauses -= 1
+        if _pauses == 0 and _resume:
+            gc.enable()
 
 
 def worth_it(records: Sequence[Record]) -> bool:

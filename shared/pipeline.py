@@ -107,7 +107,8 @@ class Pipeline:
                     await self._apply_one_by_one(records)
                 elif overlap:
                     overlap = False  # first attempt only: a retry takes the plain path
-                    await self._apply_in_chunks(records, parsed)
+                    with ingest.collector_paused():
+                        await self._apply_in_chunks(records, parsed)
                 else:
                     parsed.extend(self.parse(records[len(parsed) :]))
                     await self._apply(parsed)

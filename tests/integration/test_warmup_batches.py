@@ -4,13 +4,14 @@ exactly once, falls back when a new day needs its inbox partition, and survives 
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
@@ -161,6 +162,31 @@ async def test_a_large_batch_counts_each_event_once_across_chunks_and_batches(
     assert await counters(pool) == expected(earlier + batch)
     claimed = await pool.fetchval("SELECT count(*) FROM inbox_daily")
     assert claimed == len(earlier) + len(fresh)
+
+
+async def test_the_cyclic_collector_waits_while_a_large_batch_is_applied(
+    pool: asyncpg.Pool,
+) -> None:
+    """Collections in the middle of a batch only rescan the batch's live objects; they wait
+    for its end. A small batch (the general path) leaves the collector alone."""
+    seen: list[bool] = []
+
+    def wrap(handle: Any) -> Callable[..., Awaitable[BatchResult]]:
+        async def observed(*args: Any) -> BatchResult:
+            seen.append(gc.isenabled())
+            return cast(BatchResult, await handle(*args))
+
+        return observed
+
+    pipeline = Pipeline(sends_consumer(wrap), pool)
+    assert gc.isenabled()
+    small = sends(30, T0 + timedelta(hours=3), timedelta(seconds=1), "s")
+    assert await pipeline.process(small)
+    large = sends(3 * OVERLAP_CHUNK, T0 + timedelta(hours=3), timedelta(seconds=1), "l")
+    assert await pipeline.process(large)
+    assert seen == [True, False]
+    assert gc.isenabled()
+    assert await counters(pool) == expected(small + large)
 
 
 async def test_a_large_batch_reaching_a_new_day_rolls_back_and_takes_the_plain_path(

@@ -94,3 +94,30 @@ def test_a_command_for_another_service_is_skipped_not_dead_lettered() -> None:
     assert isinstance(mine, Received)
     assert theirs is None
     assert isinstance(unknown, Rejected) and unknown.error_class == "UnknownEventType"
+
+
+def test_the_collector_comes_back_when_the_last_overlapping_batch_ends() -> None:
+    import gc
+
+    from shared.ingest import collector_paused
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the other batch is still being applied
+    assert gc.isenabled()
+    try:
+        with collector_paused():
+            raise RuntimeError("a batch that failed")
+    except RuntimeError:
+        pass
+    assert gc.isenabled()
+    gc.disable()  # whoever turned it off keeps it off
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
