@@ -592,7 +592,7 @@ async def check(dsn: str, n: int, say: Any) -> None:
         # What one send leaves behind for the deduplication window: its inbox row and index.
         inbox = await conn.fetchval(
             "SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0) FROM pg_inherits i "
-            "WHERE i.inhparent = 'inbox_daily'::regclass"
+            "WHERE i.inhparent = 'inbox_days'::regclass"
         )
         counts = await conn.fetchval("SELECT pg_total_relation_size('warmup_daily_counts')")
     finally:

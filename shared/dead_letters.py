@@ -27,6 +27,7 @@ from aiokafka.structs import TopicPartition
 
 from shared import database
 from shared.contract.topics import dead_letter
+from shared.daily_inbox import event_key
 from shared.kafka import client_options
 from shared.settings import Settings
 from shared.sql import load_statements
@@ -334,7 +335,7 @@ async def _send_own(
     if not mine:
         return
     for letter in mine:
-        await _forget_refusal(conn, letter)
+        await forget_refusal(conn, letter)
     pending = [
         await producer.send(
             settings.kafka_topic_prefix + letter.topic,
@@ -353,7 +354,7 @@ def _positions(rows: Sequence[asyncpg.Record]) -> set[tuple[int, int]]:
     return {(row["partition"], row["offset"]) for row in rows}
 
 
-async def _forget_refusal(conn: asyncpg.Connection, letter: DeadLetter) -> None:
+async def forget_refusal(conn: asyncpg.Connection, letter: DeadLetter) -> None:
     """A handler's refusal left the event's id in the consumer's inbox (claimed in the same
     transaction as the dead letter): forget it so that the redriven message is applied, not
     skipped as a duplicate. A parse error never reached the inbox: nothing to forget."""
@@ -364,7 +365,9 @@ async def _forget_refusal(conn: asyncpg.Connection, letter: DeadLetter) -> None:
         return
     await conn.execute(SQL.forget_inbox, letter.consumer, event_id)
     if when is not None:
-        await conn.execute(SQL.forget_inbox_daily, letter.consumer, when.date(), event_id)
+        await conn.execute(
+            SQL.forget_inbox_daily, when.date(), event_key(letter.consumer, event_id)
+        )
 
 
 async def print_list(

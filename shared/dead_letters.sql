@@ -35,4 +35,5 @@ WHERE dlq_topic = $1 AND confirmed_at IS NULL AND (partition, "offset") IN (
 DELETE FROM inbox WHERE consumer = $1 AND event_id = $2;
 
 -- name: forget_inbox_daily
-DELETE FROM inbox_daily WHERE consumer = $1 AND event_day = $2 AND event_id = $3;
+-- $2 is the event's key in the daily inbox (`daily_inbox.event_key`).
+DELETE FROM inbox_days WHERE event_day = $1 AND event_key = $2::uuid;

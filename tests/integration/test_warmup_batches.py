@@ -11,11 +11,13 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
 import pytest
 
+import shared
 from services.warmup import store
 from services.warmup.domain.schedules import load_schedules
 from services.warmup.domain.state import WarmupState
@@ -25,6 +27,8 @@ from services.warmup.settings import WarmupSettings
 from shared import database as shared_database
 from shared.consumer import Consumer
 from shared.contract.events import IpRegistryChanged
+from shared.daily_inbox import event_key
+from shared.dead_letters import DeadLetter, forget_refusal
 from shared.ingest import CHUNK as OVERLAP_CHUNK
 from shared.messages import BatchResult, Received
 from shared.pipeline import Pipeline
@@ -160,7 +164,7 @@ async def test_a_large_batch_counts_each_event_once_across_chunks_and_batches(
 
     assert spy.calls == ["_apply", "_apply_in_chunks"]
     assert await counters(pool) == expected(earlier + batch)
-    claimed = await pool.fetchval("SELECT count(*) FROM inbox_daily")
+    claimed = await pool.fetchval("SELECT count(*) FROM inbox_days")
     assert claimed == len(earlier) + len(fresh)
 
 
@@ -247,15 +251,27 @@ def with_id(record: FakeRecord, event_id: str) -> FakeRecord:
 async def test_a_batch_broken_by_one_event_applies_the_rest_and_dead_letters_that_one(
     pool: asyncpg.Pool, size: int
 ) -> None:
-    """An id Postgres cannot store (a NUL in it) fails the whole batch's claim for good: the
-    pipeline applies the records one by one, dead-letters that one with the reason and
-    counts every other send once; the batch is then done (offsets may be committed)."""
-    pipeline = Pipeline(sends_consumer(), pool)
+    """One event the handler fails on for good (a bug it trips over, not a transient error)
+    fails the whole batch: the pipeline applies the records one by one, dead-letters that
+    one with the reason and counts every other send once; the batch is then done (offsets
+    may be committed)."""
+
+    def tripping(handler: Any) -> Any:
+        async def handle(
+            conn: asyncpg.Connection, fresh: list[Received], clocks: Any
+        ) -> BatchResult:
+            if any(item.id == "bad-id" for item in fresh):
+                raise ValueError("the handler cannot apply bad-id")
+            return cast(BatchResult, await handler(conn, fresh, clocks))
+
+        return handle
+
+    pipeline = Pipeline(sends_consumer(tripping), pool)
     warm = sends(5, T0 + timedelta(hours=1), timedelta(minutes=1), "warm")
     assert await pipeline.process(warm)  # the day partition exists
     batch = sends(size, T0 + timedelta(hours=1), timedelta(seconds=1), uuid.uuid4().hex)
     poison = size // 2 + 7
-    batch[poison] = with_id(batch[poison], "bad\x00id")
+    batch[poison] = with_id(batch[poison], "bad-id")
     batch[poison].key = b"bad\x00key"
 
     assert await pipeline.process(batch + warm[:2])  # a redelivered pair among them
@@ -272,6 +288,74 @@ async def test_a_batch_broken_by_one_event_applies_the_rest_and_dead_letters_tha
     assert dead["key"] == "bad\ufffdkey"
     headers = dict(json.loads(dead["headers"]))
     assert headers["error.consumer"] == "warmup/send.recorded"
-    # Postgres' own refusal, whichever data error it names it by.
-    assert issubclass(getattr(asyncpg.exceptions, headers["error.class"]), asyncpg.DataError)
-    assert headers["error.message"]
+    assert headers["error.class"] == "ValueError"
+    assert headers["error.message"] == "the handler cannot apply bad-id"
+
+
+async def test_ids_claimed_before_the_inbox_kept_keys_are_still_duplicates_after_it(
+    pool: asyncpg.Pool,
+) -> None:
+    """Migration 0004 moves the ids the text-keyed inbox held into the keyed one, computing
+    in SQL the key `event_key` computes: a replay of what was counted before the upgrade
+    counts nothing, whatever the id's characters."""
+    consumer = sends_consumer().name
+    at = T0 + timedelta(hours=4)
+    before = sends(40, at, timedelta(seconds=7), "vor-ü-😀")
+    before += sends(1, at, timedelta(seconds=1), "x" * 250)
+    before_ids = [json.loads(r.value)["id"] for r in before]
+    async with pool.acquire() as conn:
+        # The inbox as the earlier schema kept it, holding the ids already counted.
+        await conn.execute(
+            "DROP TABLE inbox_days;"
+            "CREATE TABLE inbox_daily (consumer text NOT NULL, event_day date NOT NULL,"
+            " event_id text NOT NULL, PRIMARY KEY (consumer, event_day, event_id))"
+            " PARTITION BY RANGE (event_day);"
+            "CREATE TABLE inbox_daily_20260105 PARTITION OF inbox_daily"
+            " FOR VALUES FROM ('2026-01-05') TO ('2026-01-06');"
+        )
+        await conn.executemany(
+            "INSERT INTO inbox_daily VALUES ($1, $2, $3)",
+            [(consumer, at.date(), event_id) for event_id in before_ids],
+        )
+        migration = Path(shared.__file__).parent / "migrations" / "0004_inbox_days.sql"
+        await conn.execute(migration.read_text())
+        moved = await conn.fetch("SELECT event_key::text AS key FROM inbox_days")
+        assert await conn.fetchval("SELECT to_regclass('inbox_daily')") is None
+    assert sorted(row["key"].replace("-", "") for row in moved) == sorted(
+        event_key(consumer, event_id) for event_id in before_ids
+    )
+
+    pipeline = Pipeline(sends_consumer(), pool)
+    after = sends(30, at, timedelta(seconds=11), "nach")
+    assert await pipeline.process(before + after)
+    assert await counters(pool) == expected(after)
+
+
+async def test_a_redriven_refusal_of_a_send_is_forgotten_by_its_key_and_counted_again(
+    pool: asyncpg.Pool,
+) -> None:
+    """`ipfleet dlq redrive` forgets a refused event's id in the consumer's inbox before
+    sending it again; in the daily inbox the id is kept as its key, so the redrive must
+    forget that key, or the fixed event would be skipped as a duplicate."""
+    pipeline = Pipeline(sends_consumer(), pool)
+    send = sends(1, T0 + timedelta(hours=5), timedelta(seconds=1), "refused-then-fixed")
+    assert await pipeline.process(send)
+    assert await counters(pool) == expected(send)
+    async with pool.acquire() as conn:
+        await conn.execute("TRUNCATE warmup_counters, warmup_daily_counts")
+        letter = DeadLetter(
+            topic="send.recorded",
+            partition=0,
+            offset=0,
+            timestamp=T0,
+            key=send[0].key,
+            value=send[0].value,
+            headers=(
+                ("error.class", b"Unprocessable"),
+                ("error.consumer", sends_consumer().name.encode()),
+            ),
+        )
+        async with conn.transaction():
+            await forget_refusal(conn, letter)
+    assert await pipeline.process(send)  # redriven: applied again, not skipped
+    assert await counters(pool) == expected(send)
