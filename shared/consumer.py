@@ -11,9 +11,8 @@ from typing import Any, Literal
 
 import asyncpg
 
-from shared.contract.envelope import CloudEvent
+from shared.contract.envelope import CloudEvent, envelope_of
 from shared.messages import BatchResult, Emit, Received, Rejected
-from shared.parsing import envelope_of
 
 EventHandler = Callable[[asyncpg.Connection, Received], Awaitable[Sequence[Emit]]]
 # A batch handler also receives the clock of each partition the batch read, after the batch:

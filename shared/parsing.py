@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from functools import cache
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import ValidationError
 
 from shared.contract.envelope import CloudEvent
 from shared.messages import Received, Rejected
@@ -59,20 +58,6 @@ def parse_record(record: Record, consumer: Consumer) -> Received | Rejected | No
     except ValidationError:
         return _parse_in_full(record, consumer)
     return _typed(record, consumer, event)
-
-
-@cache
-def envelope_of(event_type: str, model: type[Any]) -> type[CloudEvent] | None:
-    """The CloudEvent of one type with its typed `data`, validated in one call."""
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return None
-    envelope: type[CloudEvent] = create_model(
-        f"{model.__name__}Envelope",
-        __base__=CloudEvent,
-        type=(Literal[event_type], ...),  # type: ignore[valid-type]
-        data=(model, ...),
-    )
-    return envelope
 
 
 def _parse_in_full(record: Record, consumer: Consumer) -> Received | Rejected | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import cache
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -36,6 +37,20 @@ class CloudEvent(BaseModel):
         # json.dumps of model_dump(mode="json") (compact), at a fifth of the cost (an IP view
         # event: 24.7 -> 4.7 us); other text is written as UTF-8 instead of \u escapes.
         return self.model_dump_json(exclude_none=True).encode()
+
+
+@cache
+def envelope_of(event_type: str, model: type[Any]) -> type[CloudEvent] | None:
+    """The CloudEvent of one type with its typed `data`, validated in one call."""
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    envelope: type[CloudEvent] = create_model(
+        f"{model.__name__}Envelope",
+        __base__=CloudEvent,
+        type=(Literal[event_type], ...),  # type: ignore[valid-type]
+        data=(model, ...),
+    )
+    return envelope
 
 
 def derive_event_id(cause_id: str, event_type: str, discriminator: str = "") -> str:
