@@ -21,6 +21,10 @@ BatchHandler = Callable[
     [asyncpg.Connection, list[Received], Mapping[int, datetime]], Awaitable[BatchResult]
 ]
 InvalidAnswer = Callable[[CloudEvent, Rejected], Sequence[Emit]]
+# A cheaper decoder of one type's common wire shape: the event exactly as `Consumer.envelope`
+# would validate it (same class, values, fields set), or None to leave the record to the full
+# path. It must never accept what the envelope rejects.
+FastDecoder = Callable[[bytes], CloudEvent | None]
 
 
 def by_type(handlers: Mapping[str, EventHandler]) -> EventHandler:
@@ -61,12 +65,16 @@ class Consumer:
     batch_timeout_ms: int | None = None
     fetch_max_wait_ms: int | None = None
     max_partition_fetch_bytes: int | None = None
+    # For a high-volume consumer of one type: its FastDecoder, tried before the envelope.
+    fast_decode: FastDecoder | None = None
 
     def __post_init__(self) -> None:
         if (self.handle is None) == (self.handle_batch is None):
             raise ValueError(
                 f"{self.service}/{self.topic}: give exactly one of handle, handle_batch"
             )
+        if self.fast_decode is not None and self.envelope is None:
+            raise ValueError(f"{self.service}/{self.topic}: a fast decoder needs one typed type")
 
     @property
     def name(self) -> str:

@@ -42,8 +42,16 @@ def parse_record(record: Record, consumer: Consumer) -> Received | Rejected | No
     letter and reason, or another service's type) exactly as it always did. A consumer of one
     type validates envelope and data from the bytes in one call; its `Received.event` is then
     that type's envelope (a CloudEvent whose `data` is the typed model, as `Received.data`).
+    Before that, its `fast_decode` (if any) may take the common shape, building that same
+    envelope more cheaply.
     """
     value = record.value or b""
+    decode = consumer.fast_decode
+    if decode is not None:
+        decoded = decode(value)
+        if decoded is not None:
+            key = record.key.decode("utf-8", "replace") if record.key is not None else None
+            return Received(decoded, decoded.data, record.topic, key, record.partition)
     envelope = consumer.envelope
     if envelope is not None:
         try:

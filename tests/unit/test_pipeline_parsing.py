@@ -3,6 +3,8 @@
 import json
 from dataclasses import dataclass, field
 
+import pytest
+
 from shared.consumer import Consumer
 from shared.contract.events import COMMANDS, IpRelease, IpRequested
 from shared.messages import Received, Rejected
@@ -121,3 +123,51 @@ def test_the_collector_comes_back_when_the_last_overlapping_batch_ends() -> None
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _requests_with(decode: object) -> Consumer:
+    return Consumer(
+        service="provisioner",
+        topic="ip.requested",
+        types={"ip.requested": IpRequested},
+        handle=_noop,
+        fast_decode=decode,  # type: ignore[arg-type]
+    )
+
+
+def test_a_fast_decoders_event_is_received_as_is_with_the_records_key_and_partition() -> None:
+    value = event(account_id="a", plan="max")
+    decoded = REQUESTS.envelope.model_validate_json(value)  # type: ignore[union-attr]
+    seen: list[bytes] = []
+
+    def decode(raw: bytes) -> object:
+        seen.append(raw)
+        return decoded
+
+    parsed = parse_record(FakeRecord(value, partition=2), _requests_with(decode))
+    assert seen == [value]
+    assert parsed == Received(decoded, decoded.data, "ip.requested", "acct", 2)
+    assert parsed.event is decoded
+
+
+def test_what_a_fast_decoder_declines_takes_the_full_path_and_keeps_its_reason() -> None:
+    consumer = _requests_with(lambda raw: None)
+    assert parse_record(FakeRecord(event(account_id="a", plan="max")), consumer) == (
+        parse_record(FakeRecord(event(account_id="a", plan="max")), REQUESTS)
+    )
+    parsed = parse_record(FakeRecord(event(account_id="a", plan="gold")), consumer)
+    assert isinstance(parsed, Rejected) and parsed.error_class == "ValidationFailed"
+    assert parse_record(FakeRecord(None), consumer) == Rejected(
+        "InvalidJson", "value is not JSON: Expecting value: line 1 column 1 (char 0)"
+    )
+
+
+def test_a_fast_decoder_is_only_for_a_consumer_of_one_type() -> None:
+    with pytest.raises(ValueError, match="one typed type"):
+        Consumer(
+            service="warmup",
+            topic="ip.commands",
+            types={"ip.release": IpRelease, "ip.update": COMMANDS["ip.update"]},
+            handle=_noop,
+            fast_decode=lambda raw: None,
+        )
