@@ -1,0 +1,164 @@
+"""Decode microbenchmark: µs per `send.recorded` message, pydantic's envelope against the
+fast decoder, on distinct messages built as bench/warmup.py's `publish_sends` builds them.
+
+    .venv/bin/python -m bench.decode --messages 20000 --rounds 3
+
+Two settings, CPU time (time.process_time), best of `--repeat` passes over all messages:
+- "timeit": the garbage collector off, as timeit measures, each result dropped at once;
+- "batch": as the service runs, with its collector tuning (runtime.tune_garbage_collector)
+  and each batch of `--batch` results kept until the next batch is decoded.
+Each candidate runs in turn in every round, so a neighbour's load shows as spread between
+rounds rather than as a difference between candidates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import random
+import time
+import timeit
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from bench.warmup import OUTCOME_MIX, T0, inventory_for
+from shared.contract.sends import SendEnvelope, decode_send
+from shared.parsing import parse_record
+from shared.runtime import tune_garbage_collector
+from shared.settings import Settings
+
+
+@dataclass
+class Record:
+    value: bytes
+    key: bytes
+    topic: str = "send.recorded"
+    partition: int = 0
+    offset: int = 0
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def messages(n: int, n_ips: int = 200, days: float = 2.0) -> list[Record]:
+    """`n` sends over `n_ips` IPs (5 per account), as `publish_sends` writes them."""
+    network = ipaddress.ip_network(inventory_for(n_ips).split("=", 1)[1])
+    ips = [
+        {"account_id": f"bench_acct_{i // 5}", "address": str(network[i + 1])} for i in range(n_ips)
+    ]
+    rng = random.Random(42)
+    outcomes = rng.choices(list(OUTCOME_MIX), weights=list(OUTCOME_MIX.values()), k=n)
+    step = timedelta(days=days) / n
+    records = []
+    for i in range(n):
+        ip = ips[rng.randrange(len(ips))]
+        at = T0 + timedelta(hours=1) + i * step
+        value = json.dumps(
+            {
+                "specversion": "1.0",
+                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "source": "bench",
+                "type": "send.recorded",
+                "time": at.isoformat().replace("+00:00", "Z"),
+                "subject": ip["account_id"],
+                "datacontenttype": "application/json",
+                "data": {
+                    "account_id": ip["account_id"],
+                    "ip": ip["address"],
+                    "domain": f"news{i % 7}.example.com",
+                    "outcome": outcomes[i],
+                    "message_id": f"<{i}@bench.example.com>",
+                },
+            },
+            separators=(",", ":"),
+        ).encode()
+        records.append(Record(value, ip["address"].encode()))
+    return records
+
+
+def per_message_us(run: Callable[[], Any], n: int, repeat: int) -> float:
+    timer = timeit.Timer(run, timer=time.process_time)
+    return min(timer.repeat(repeat=repeat, number=1)) / n * 1e6
+
+
+def each(decode: Callable[[Any], Any], items: list[Any]) -> Callable[[], None]:
+    def run() -> None:
+        for item in items:
+            decode(item)
+
+    return run
+
+
+def batches(decode: Callable[[Any], Any], items: list[Any], size: int) -> Callable[[], None]:
+    def run() -> None:
+        kept: list[Any] = []
+        for start in range(0, len(items), size):
+            kept = [decode(item) for item in items[start : start + size]]
+        del kept
+
+    return run
+
+
+def per_message_us_batched(run: Callable[[], Any], n: int, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        run()
+        best = min(best, time.process_time() - started)
+    return best / n * 1e6
+
+
+def _parse(record: Record, consumer: Any) -> Any:
+    return parse_record(record, consumer)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=10_000)
+    args = parser.parse_args()
+
+    # Imported here: the service's consumer, exactly as it runs (with and without its decoder).
+    from services.warmup.service import build
+    from services.warmup.settings import WarmupSettings
+
+    service = build(Settings(_env_file=None), WarmupSettings(_env_file=None))  # type: ignore[call-arg]
+    (consumer,) = [c for c in service.consumers if c.topic == "send.recorded"]
+    pydantic_consumer = replace(consumer, fast_decode=None)
+
+    records = messages(args.messages)
+    values = [r.value for r in records]
+    declined = sum(decode_send(v) is None for v in values)
+    differ = sum(decode_send(v) != SendEnvelope.model_validate_json(v) for v in values)
+    print(
+        f"{len(values):,} messages, {len(set(values)):,} distinct; fast path declined "
+        f"{declined}, differed from pydantic on {differ}"
+    )
+
+    parse_fast = partial(_parse, consumer=consumer)
+    parse_pydantic = partial(_parse, consumer=pydantic_consumer)
+    candidates = {
+        "pydantic SendEnvelope.model_validate_json": (SendEnvelope.model_validate_json, values),
+        "fast decode_send": (decode_send, values),
+        "parse_record, pydantic path": (parse_pydantic, records),
+        "parse_record, fast path": (parse_fast, records),
+    }
+    for round_ in range(1, args.rounds + 1):
+        for name, (decode, items) in candidates.items():
+            us = per_message_us(each(decode, items), len(items), args.repeat)
+            print(f"round {round_}  timeit  {name:44s} {us:6.2f} µs/message")
+    tune_garbage_collector()
+    for round_ in range(1, args.rounds + 1):
+        for name, (decode, items) in candidates.items():
+            run = batches(decode, items, args.batch)
+            us = per_message_us_batched(run, len(items), args.repeat)
+            print(f"round {round_}  batch   {name:44s} {us:6.2f} µs/message")
+
+
+if __name__ == "__main__":
+    main()
