@@ -19,6 +19,7 @@ from shared.contract.events import (
     PoolChanged,
     SendRecorded,
 )
+from shared.contract.sends import decode_send
 from shared.runtime import Service, Sweep
 from shared.settings import Settings
 from shared.sql import load_statements
@@ -74,6 +75,8 @@ def build(settings: Settings, warmup: WarmupSettings | None = None) -> Service:
                 inbox="daily",
                 retention_days=warmup.dedup_retention_days,
                 batch_max_records=SEND_BATCH_MAX_RECORDS,
+                # The common shape of a send, decoded without pydantic's full pass.
+                fast_decode=decode_send,
             ),
             Consumer(
                 service=NAME,
