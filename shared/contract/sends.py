@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import annotated_types
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
-from pydantic import BaseModel, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, BaseModel, TypeAdapter, WithJsonSchema
 
 from shared.contract.envelope import CloudEvent, envelope_of
 from shared.contract.events import Outcome, SendRecorded, _hostname, _ip_address
@@ -78,32 +78,65 @@ _set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
-# The fields decode_send fills, in the models' order.
-_FIELDS = {
-    SendEnvelope: (
-        "specversion",
-        "id",
-        "source",
-        "type",
-        "time",
-        "subject",
-        "datacontenttype",
-        "dataschema",
-        "causationid",
-        "data",
-    ),
-    SendRecorded: ("account_id", "ip", "domain", "outcome", "message_id"),
+# The contract as decode_send reads it: each field in the models' order, its type, and the
+# validators it runs beyond length limits (only on the fields read through `_text`). Should
+# either model change, this module must fail to import, loudly, rather than decode otherwise.
+_KNOWN: dict[type[BaseModel], dict[str, tuple[Any, tuple[Any, ...]]]] = {
+    SendEnvelope: {
+        "specversion": (Literal["1.0"], ()),
+        "id": (str, ()),
+        "source": (str, ()),
+        "type": (Literal["send.recorded"], ()),
+        "time": (AwareDatetime, ()),
+        "subject": (str | None, ()),
+        "datacontenttype": (str | None, ()),
+        "dataschema": (str | None, ()),
+        "causationid": (str | None, ()),
+        "data": (SendRecorded, ()),
+    },
+    SendRecorded: {
+        "account_id": (str, ()),
+        "ip": (str, (_ip_address,)),
+        "domain": (str, (_hostname,)),
+        "outcome": (Outcome, ()),
+        "message_id": (str | None, ()),
+    },
 }
-for _model, _names in _FIELDS.items():
-    # What decode_send relies on; a contract change that breaks it must fail here, loudly.
+_LENGTH_LIMITED = {"id", "source", "account_id"}
+
+
+def _reads_as_known(model: type[BaseModel], known: dict[str, tuple[Any, tuple[Any, ...]]]) -> bool:
+    decorators = model.__pydantic_decorators__
     if (
-        tuple(_model.model_fields) != _names
-        or _model.model_config.get("extra") != "allow"
-        or _model.__pydantic_post_init__
-        or _model.__private_attributes__
-        or _model.__pydantic_root_model__
+        decorators.validators
+        or decorators.field_validators
+        or decorators.root_validators
+        or decorators.model_validators
+        or model.model_config.get("extra") != "allow"
+        or model.__pydantic_post_init__
+        or model.__private_attributes__
+        or model.__pydantic_root_model__
+        or list(model.model_fields) != list(known)
     ):
-        raise TypeError(f"{_model.__name__} can no longer be built by decode_send")
+        return False
+    lengths = (annotated_types.MinLen, annotated_types.MaxLen)
+    for name, field in model.model_fields.items():
+        annotation, validators = known[name]
+        checks = tuple(item.func for item in field.metadata if isinstance(item, AfterValidator))
+        others = [
+            item
+            for item in field.metadata
+            if not isinstance(item, AfterValidator | WithJsonSchema)
+            and not (name in _LENGTH_LIMITED and isinstance(item, lengths))
+        ]
+        if field.annotation != annotation or checks != validators or others:
+            return False
+    return True
+
+
+for _model, _known in _KNOWN.items():
+    if not _reads_as_known(_model, _known):
+        raise TypeError(f"{_model.__name__} changed: decode_send must be updated with it")
 
 
 def decode_send(value: bytes) -> CloudEvent | None:

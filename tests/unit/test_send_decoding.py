@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from bench.decode import messages
 from services.warmup.service import build
 from services.warmup.settings import WarmupSettings
 from shared.client import cloud_event
-from shared.contract.sends import SendEnvelope, decode_send
+from shared.contract.events import SendRecorded
+from shared.contract.sends import _KNOWN, SendEnvelope, _reads_as_known, decode_send
 from shared.messages import Received
 from shared.parsing import parse_record
 from shared.settings import Settings
@@ -422,3 +423,32 @@ def test_each_envelope_attribute_alone_is_read_exactly_as_pydantic_reads_it(
     odd = ODD_EVENT.get(name, ODD)
     value = data.draw(st.one_of(VALID_EVENT[name], odd, odd, ODD))
     same(encoded({k: v for k, v in (send() | {name: value}).items() if v is not MISSING}))
+
+
+def test_a_change_to_the_contract_stops_the_fast_decoder_from_importing() -> None:
+    data, envelope = _KNOWN[SendRecorded], _KNOWN[SendEnvelope]
+    assert _reads_as_known(SendRecorded, data)
+    assert _reads_as_known(SendEnvelope, envelope)
+
+    class Validated(SendRecorded):
+        @field_validator("account_id")
+        @classmethod
+        def _upper(cls, value: str) -> str:
+            return value.upper()
+
+    class Checked(SendRecorded):
+        @model_validator(mode="after")
+        def _check(self) -> Checked:
+            return self
+
+    class Longer(SendRecorded):
+        campaign: str | None = None
+
+    class Limited(SendRecorded):
+        message_id: str | None = Field(default=None, max_length=8)
+
+    class Typed(SendRecorded):
+        message_id: int | None = None  # type: ignore[assignment]
+
+    for changed in (Validated, Checked, Longer, Limited, Typed):
+        assert not _reads_as_known(changed, data), changed
