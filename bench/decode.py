@@ -5,8 +5,9 @@ fast decoder, on distinct messages built as bench/warmup.py's `publish_sends` bu
 
 Two settings, CPU time (time.process_time), best of `--repeat` passes over all messages:
 - "timeit": the garbage collector off, as timeit measures, each result dropped at once;
-- "batch": as the service runs, with its collector tuning (runtime.tune_garbage_collector)
-  and each batch of `--batch` results kept until the next batch is decoded.
+- "batch": as the service runs, with its collector tuning (runtime.tune_garbage_collector),
+  each batch of `--batch` results kept until the next batch is decoded, and the collector
+  paused while a batch is (ingest.collector_paused, as for a large batch).
 Each candidate runs in turn in every round, so a neighbour's load shows as spread between
 rounds rather than as a difference between candidates.
 """
@@ -28,6 +29,7 @@ from typing import Any
 
 from bench.warmup import OUTCOME_MIX, T0, inventory_for
 from shared.contract.sends import SendEnvelope, decode_send
+from shared.ingest import collector_paused
 from shared.parsing import parse_record
 from shared.runtime import tune_garbage_collector
 from shared.settings import Settings
@@ -96,7 +98,9 @@ def batches(decode: Callable[[Any], Any], items: list[Any], size: int) -> Callab
     def run() -> None:
         kept: list[Any] = []
         for start in range(0, len(items), size):
-            kept = [decode(item) for item in items[start : start + size]]
+            del kept
+            with collector_paused():
+                kept = [decode(item) for item in items[start : start + size]]
         del kept
 
     return run
