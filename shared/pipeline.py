@@ -109,6 +109,9 @@ class Pipeline:
                     overlap = False  # first attempt only: a retry takes the plain path
                     with ingest.collector_paused():
                         await self._apply_in_chunks(records, parsed)
+                        # Freed while the collector still waits, or its first pass after
+                        # the pause would scan the whole batch once more.
+                        parsed.clear()
                 else:
                     parsed.extend(self.parse(records[len(parsed) :]))
                     await self._apply(parsed)
