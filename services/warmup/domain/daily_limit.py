@@ -44,4 +44,4 @@ def check_limits(state: WarmupState, schedule: Schedule, counters: SendCounters)
 
     if not transitions:
         return Step(state)
-    return Step(state.model_copy(update=update), tuple(transitions))
+    return Step(state.updated(**update), tuple(transitions))

@@ -38,8 +38,8 @@ def rewarm(state: WarmupState, at: datetime, rules: WarmupRules, schedule: Sched
     at = as_utc(at)
     day = min(rules.rewarm_day, schedule.last_limited_day)
     since = idle_since(state) or at
-    rewarmed = state.model_copy(
-        update={
+    rewarmed = state.updated(
+        **{
             "status": "warming",
             "schedule": schedule.name,
             "day": day,

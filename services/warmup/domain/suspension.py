@@ -32,8 +32,8 @@ def suspend(state: WarmupState, at: datetime, reason: str, rules: WarmupRules) -
         return Step(state)
     at = as_utc(at)
     until = at + rules.suspension_period
-    suspended = state.model_copy(
-        update={
+    suspended = state.updated(
+        **{
             "status": "suspended",
             "suspended_at": at,
             "suspended_until": until,
@@ -49,8 +49,8 @@ def resume(state: WarmupState, at: datetime) -> Step:
         return Step(state)
     at = as_utc(at)
     day_to = max(1, state.day - 1)
-    resumed = state.model_copy(
-        update={
+    resumed = state.updated(
+        **{
             "status": "warming",
             "day": day_to,
             "suspended_at": None,
@@ -86,4 +86,4 @@ def resume_now(state: WarmupState, at: datetime) -> Step:
     watermark = state.closed_until
     if watermark is None or watermark < hour_start(at):
         watermark = hour_start(at)
-    return Step(resumed.state.model_copy(update={"closed_until": watermark}), resumed.transitions)
+    return Step(resumed.state.updated(closed_until=watermark), resumed.transitions)

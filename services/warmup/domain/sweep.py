@@ -61,7 +61,7 @@ def sweep(
 
         counts = counters.hour(hour)
         if counts.sent and (state.last_send_hour is None or hour > state.last_send_hour):
-            state = state.model_copy(update={"last_send_hour": hour})
+            state = state.updated(last_send_hour=hour)
 
         # The complaint-spike check runs over the day so far, from the start of the current
         # phase; an hour without sends cannot change its verdict.
@@ -83,10 +83,8 @@ def sweep(
         if deadline is not None and deadline <= end:
             state = apply(rewarm(state, deadline, rules, schedule))
 
-        state = state.model_copy(
-            update={
-                "closed_until": _next_stop(entering, state, schedule, rules, counters, end, target)
-            }
+        state = state.updated(
+            closed_until=_next_stop(entering, state, schedule, rules, counters, end, target)
         )
 
     state = apply(check_limits(state, schedule, counters))

@@ -43,8 +43,8 @@ def start(state: WarmupState, schedule: Schedule, at: datetime, mode: Mode) -> S
     if state.status in ("warming", "suspended"):
         raise WarmupRejected("already_started", f"warm-up is already {state.status}")
     at = as_utc(at)
-    started = state.model_copy(
-        update={
+    started = state.updated(
+        **{
             "status": "warming",
             "schedule": schedule.name,
             "mode": mode,
@@ -74,8 +74,8 @@ def skip(state: WarmupState, schedule: Schedule, at: datetime) -> Step:
     if state.status != "not_started":
         raise WarmupRejected("already_started", f"warm-up is already {state.status}")
     at = as_utc(at)
-    skipped = state.model_copy(
-        update={
+    skipped = state.updated(
+        **{
             "status": "active",
             "finished": "skipped",
             "schedule": schedule.name,
@@ -99,8 +99,8 @@ def stop(state: WarmupState, at: datetime) -> Step:
             "not_warming", f"the IP is not warming (warm-up {shown}): there is nothing to stop"
         )
     at = as_utc(at)
-    stopped = state.model_copy(
-        update={
+    stopped = state.updated(
+        **{
             "status": "active",
             "finished": "stopped",
             "warmed_at": at,
@@ -183,8 +183,8 @@ def close_day(
     verdict = judge_day(totals, today.daily_limit, state.mode, rules)
     closed_at = day_start(on) + DAY
     if not verdict.advance:
-        held = state.model_copy(
-            update={
+        held = state.updated(
+            **{
                 "hold_reason": verdict.reason,
                 "history": state.record(
                     DayRecord(day=state.day, on=on, sent=totals.sent, done=False)
@@ -199,8 +199,8 @@ def close_day(
     next_day = state.day + 1
     if next_day > schedule.length:
         # The last day was limited and is now earned: the schedule is finished.
-        warmed = state.model_copy(
-            update={
+        warmed = state.updated(
+            **{
                 "status": "active",
                 "finished": "completed",
                 "hold_reason": None,
@@ -214,4 +214,4 @@ def close_day(
     if schedule.day(next_day).unlimited:
         update |= {"status": "active", "finished": "completed", "warmed_at": closed_at}
         transitions.append(Warmed(on=on, day=next_day))
-    return Step(state.model_copy(update=update), tuple(transitions))
+    return Step(state.updated(**update), tuple(transitions))
