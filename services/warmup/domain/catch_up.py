@@ -139,4 +139,6 @@ def wide_rows(
 def counters_of(rows: Iterable[tuple[Any, int, Iterable[int]]]) -> SendCounters:
     """SendCounters from (day, hour, per-outcome counts in OUTCOMES order) rows, one row per
     UTC hour (as the counter table stores them)."""
-    return SendCounters({hour_of(day, hour): OutcomeCounts(*counts) for day, hour, counts in rows})
+    return SendCounters.of_hours(
+        {hour_of(day, hour): OutcomeCounts(*counts) for day, hour, counts in rows}
+    )

@@ -7,6 +7,7 @@ counters. `SendCounters` is one IP's counters as the rules read them.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -137,18 +138,46 @@ class SendCounters:
     returns a new value. Hours with no sends are simply absent.
     """
 
-    __slots__ = ("_by_hour", "_days", "_hours")
+    __slots__ = ("_by_hour", "_days", "_hours", "_sending")
 
     def __init__(self, hours: Mapping[datetime, OutcomeCounts] | None = None) -> None:
         # Running totals of each UTC day asked about, hour by hour (see `_running`).
         self._days: dict[date, list[OutcomeCounts]] = {}
         self._by_hour: dict[date, list[OutcomeCounts]] = {}  # each day's 24 hours
+        self._sending: list[datetime] | None = None  # hours with sends, sorted, once asked
         self._hours: dict[datetime, OutcomeCounts] = {}
         for start, counts in (hours or {}).items():
             key = hour_start(start)
             seen = self._hours.get(key)
             # Counts are frozen: an hour seen once keeps the given value, no addition.
             self._hours[key] = counts if seen is None else seen + counts
+
+    @classmethod
+    def of_hours(cls, hours: dict[datetime, OutcomeCounts]) -> SendCounters:
+        """From counts keyed by hour starts already in UTC (`hour_of`), each hour once, as
+        the counter table's rows and a tally give them: taken as they are, not re-keyed.
+        The dict is kept; the caller hands it over."""
+        counters = cls()
+        counters._hours = hours
+        return counters
+
+    @classmethod
+    def per_ip(cls, counts: Mapping[TallyKey, int]) -> dict[str, SendCounters]:
+        """Each IP's counters out of a tally of many (keyed as the tally is: by IP)."""
+        index = {outcome: i for i, outcome in enumerate(OUTCOMES)}
+        wide: dict[str, dict[tuple[date, int], list[int]]] = {}
+        for (ip, day, hour, outcome), n in counts.items():
+            per_hour = wide.get(ip)
+            if per_hour is None:
+                per_hour = wide[ip] = {}
+            row = per_hour.get((day, hour))
+            if row is None:
+                row = per_hour[(day, hour)] = [0, 0, 0, 0, 0]
+            row[index[outcome]] += n
+        return {
+            ip: cls.of_hours({hour_of(d, h): OutcomeCounts(*row) for (d, h), row in rows.items()})
+            for ip, rows in wide.items()
+        }
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[date, int, str, int]]) -> SendCounters:
@@ -239,9 +268,11 @@ class SendCounters:
 
     def next_hour_with_sends(self, after: datetime) -> datetime | None:
         """The earliest hour at or after `after` in which the IP sent something."""
-        floor = hour_start(after)
-        later = [at for at, c in self._hours.items() if at >= floor and c.sent > 0]
-        return min(later) if later else None
+        sending = self._sending
+        if sending is None:
+            sending = self._sending = sorted(at for at, c in self._hours.items() if c.sent > 0)
+        i = bisect_left(sending, hour_start(after))
+        return sending[i] if i < len(sending) else None
 
     def __iter__(self) -> Iterator[tuple[datetime, OutcomeCounts]]:
         return iter(sorted(self._hours.items()))

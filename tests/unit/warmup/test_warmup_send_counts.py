@@ -143,3 +143,49 @@ def test_between_is_the_sum_of_the_hours_in_the_range(
         if hour_start(start) <= at < end:
             expected = expected + counts
     assert counters.between(start, end) == expected
+
+
+SENDS = st.lists(
+    st.tuples(
+        st.sampled_from(("192.0.2.1", "192.0.2.2", "192.0.2.3")),
+        st.integers(0, 96 * 60),
+        st.sampled_from(OUTCOMES),
+    ),
+    max_size=60,
+)
+
+
+@given(SENDS)
+def test_per_ip_counters_are_each_ips_own_out_of_the_tally(
+    sends: list[tuple[str, int, str]],
+) -> None:
+    """`per_ip`, the batch's tally split by IP in one pass, equals `from_tally` of each IP,
+    and names exactly the IPs that sent."""
+    t0 = datetime(2026, 1, 5, 22, tzinfo=UTC)
+    counts = tally(Send(ip, t0 + timedelta(minutes=m), o) for ip, m, o in sends)  # type: ignore[arg-type]
+
+    split = SendCounters.per_ip(counts)
+
+    assert set(split) == {ip for ip, _, _ in sends}
+    for ip, counters in split.items():
+        assert counters == SendCounters.from_tally(counts, ip)
+        assert list(counters) == list(SendCounters.from_tally(counts, ip))
+
+
+@given(SENDS, st.integers(-120, 100 * 60))
+def test_next_hour_with_sends_is_the_earliest_sending_hour_not_before(
+    sends: list[tuple[str, int, str]], after_minute: int
+) -> None:
+    """The sorted search gives what a scan of every hour gives; a dropped-only hour does
+    not count as sending, and asking twice gives the same answer."""
+    t0 = datetime(2026, 1, 5, 22, tzinfo=UTC)
+    counters = SendCounters.from_tally(
+        tally(Send(IP, t0 + timedelta(minutes=m), o) for _, m, o in sends),  # type: ignore[arg-type]
+        IP,
+    )
+    after = t0 + timedelta(minutes=after_minute)
+    sending = [at for at, c in counters if at >= hour_start(after) and c.sent > 0]
+
+    expected = min(sending) if sending else None
+    assert counters.next_hour_with_sends(after) == expected
+    assert counters.next_hour_with_sends(after) == expected
