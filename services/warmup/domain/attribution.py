@@ -6,12 +6,17 @@ reported); a send naming another account's IP is refused (the pipeline dead-lett
 The sends to count come out already tallied by (IP id, UTC day, UTC hour, outcome), and
 each IP's sends in the order they were read, put in their UTC hours (as the search for the
 send that crossed a threshold takes them): the batch is walked once.
+
+`attribute` does it in one go. `BatchTally` does the same in two steps: the walk, which
+needs no database and can take a large batch part by part while the inbox claims the next
+part (`add`), then the attribution to the IPs once they are locked (`attribute`), which
+touches each address once, not each send.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -98,3 +103,86 @@ def _unknown(unknown: dict[tuple[str, date], UnknownSends], address: str, at: da
         seen.n += 1
         seen.first_seen = min(seen.first_seen, at)
         seen.last_seen = max(seen.last_seen, at)
+
+
+@dataclass(slots=True)
+class _Sender:
+    """The sends of one (address, account) in a batch, walked once."""
+
+    counted: Counter[tuple[date, int, str]]  # (UTC day, UTC hour, outcome)
+    sends: list[BatchSend]  # dropped ones left out, as `Attribution.sends`
+    latest_at: datetime
+    latest: int  # position in the batch of its latest send (by event time, last read wins)
+
+
+class BatchTally:
+    """A batch's sends tallied per address and account they name, before it is known which
+    IP holds each address: `add` the batch's parts in the order read, then `attribute`. The
+    result equals `attribute(sends, owners)` over the whole batch."""
+
+    __slots__ = ("_hours", "_read", "_senders")
+
+    def __init__(self) -> None:
+        self._senders: dict[tuple[str, str], _Sender] = {}
+        self._hours: dict[tuple[date, int], datetime] = {}
+        self._read = 0
+
+    @property
+    def addresses(self) -> set[str]:
+        """Every address the sends added so far name."""
+        return {address for address, _ in self._senders}
+
+    def add(self, sends: Iterable[RecordedSend]) -> None:
+        """Walk the next part of the batch (positions continue from the part before)."""
+        senders, hours = self._senders, self._hours
+        position = self._read
+        for event_id, account_id, address, occurred_at, outcome in sends:
+            sender = senders.get((address, account_id))
+            if sender is None:
+                sender = senders[(address, account_id)] = _Sender(
+                    Counter(), [], occurred_at, position
+                )
+            elif occurred_at >= sender.latest_at:
+                sender.latest_at = occurred_at
+                sender.latest = position
+            bucket = utc_hour(occurred_at)
+            sender.counted[(*bucket, outcome)] += 1  # type: ignore[index]
+            if outcome != "dropped":
+                hour = hours.get(bucket)
+                if hour is None:
+                    hour = hours[bucket] = hour_of(*bucket)
+                sender.sends.append((event_id, hour, outcome))
+            position += 1
+        self._read = position
+
+    def attribute(
+        self, owners: Mapping[str, Owner], sends: Callable[[], Iterable[RecordedSend]]
+    ) -> Attribution:
+        """The batch attributed to the IPs `owners` names. `sends` gives the batch again, in
+        the order added: it is walked again only if some send is unknown or foreign (rare),
+        as those are reported send by send."""
+        result = Attribution()
+        counted = result.counted
+        elsewhere: set[tuple[str, str]] = set()
+        for (address, account_id), sender in self._senders.items():
+            owner = owners.get(address)
+            if owner is None or owner.account_id != account_id:
+                elsewhere.add((address, account_id))
+                continue
+            ip_id = owner.ip_id
+            for (day, hour, outcome), n in sender.counted.items():
+                if outcome not in OUTCOMES:
+                    raise ValueError(f"unknown outcome {outcome!r}")
+                counted[(ip_id, day, hour, outcome)] += n  # type: ignore[index]
+            if sender.sends:
+                result.sends[ip_id] = sender.sends
+            result.latest[ip_id] = sender.latest
+        if elsewhere:
+            for position, (_, account_id, address, occurred_at, _) in enumerate(sends()):
+                if (address, account_id) not in elsewhere:
+                    continue
+                if address in owners:
+                    result.foreign.append(position)
+                else:
+                    _unknown(result.unknown, address, occurred_at)
+        return result

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.warmup.domain.attribution import Owner, RecordedSend, attribute
+from services.warmup.domain.attribution import BatchTally, Owner, RecordedSend, attribute
 from services.warmup.domain.crossings import in_hours
 from services.warmup.domain.send_counts import Send, tally
 
@@ -146,3 +146,57 @@ def test_each_ips_sends_come_out_as_in_hours_puts_the_ips_own_sends(draws: list)
         for _, hour, _ in result.sends.get(owner.ip_id, []):
             assert hour.utcoffset() == timedelta(0) and hour.minute == hour.second == 0
     assert set(result.sends) <= {o.ip_id for o in OWNERS.values()}
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["acct_a", "acct_b", "acct_x"]),
+            st.sampled_from(["198.51.100.1", "198.51.100.2", "192.0.2.9", "192.0.2.8"]),
+            st.integers(-3000, 3000),
+            st.sampled_from(_ZONES),
+            st.sampled_from(["delivered", "deferred", "bounced", "complained", "dropped"]),
+        ),
+        max_size=80,
+    ),
+    st.lists(st.integers(0, 80), max_size=6),
+)
+def test_a_batch_tallied_part_by_part_is_attributed_as_in_one_go(
+    draws: list, cuts: list[int]
+) -> None:
+    """BatchTally, fed the batch in any parts, attributes it exactly as `attribute` does
+    over the whole batch: counted, causes (positions in the whole batch), each IP's sends,
+    unknown sends per address and day, foreign positions."""
+    batch = [
+        (f"ev-{n}", account, address, (T + timedelta(minutes=m)).astimezone(zone), outcome)
+        for n, (account, address, m, zone, outcome) in enumerate(draws)
+    ]
+    bounds = sorted({0, len(batch), *(min(c, len(batch)) for c in cuts)})
+    tallied = BatchTally()
+    for start, end in itertools.pairwise(bounds):
+        tallied.add(batch[start:end])
+
+    expected = attribute(batch, OWNERS)
+    result = tallied.attribute(OWNERS, lambda: batch)
+
+    assert tallied.addresses == {address for _, _, address, _, _ in batch}
+    assert result.counted == expected.counted
+    assert result.latest == expected.latest
+    assert result.sends == expected.sends
+    assert result.unknown == expected.unknown
+    assert result.foreign == expected.foreign
+
+
+def test_a_tallied_batch_walks_the_sends_again_only_for_unknown_or_foreign_ones() -> None:
+    batch = [sent("acct_a", "198.51.100.1"), sent("acct_b", "198.51.100.2", 5)]
+    tallied = BatchTally()
+    tallied.add(batch)
+
+    def again() -> list[RecordedSend]:
+        raise AssertionError("walked again")
+
+    assert tallied.attribute(OWNERS, again).latest == {"ip_a": 0, "ip_b": 1}
+    with pytest.raises(ValueError, match="unknown outcome"):
+        lost = BatchTally()
+        lost.add([sent("acct_a", "198.51.100.1", outcome="lost")])
+        lost.attribute(OWNERS, lambda: [])
