@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import asyncpg
 
@@ -16,11 +15,21 @@ from shared.messages import BatchResult, Emit, Received, Rejected
 
 EventHandler = Callable[[asyncpg.Connection, Received], Awaitable[Sequence[Emit]]]
 # A batch handler also receives the clock of each partition the batch read, after the batch:
-# an entity is judged on its own partition's event time (shared.event_clock).
-BatchHandler = Callable[
-    [asyncpg.Connection, list[Received], Mapping[int, datetime]], Awaitable[BatchResult]
-]
+# an entity is judged on its own partition's event time (shared.event_clock); and, keyword
+# `digest`, its BatchDigest of the batch when the consumer declares one.
+BatchHandler = Callable[..., Awaitable[BatchResult]]
 InvalidAnswer = Callable[[CloudEvent, Rejected], Sequence[Emit]]
+
+
+class BatchDigest(Protocol):
+    """What a batch handler works out from a batch's new events without the database,
+    taken part by part in the order read: for a large batch, each part as soon as the inbox
+    has claimed it, while Postgres claims the next (shared.ingest). A consumer that declares
+    one (`Consumer.digest`) receives it, complete, as its batch handler's `digest`."""
+
+    def add(self, fresh: Sequence[Received]) -> None: ...
+
+
 # A cheaper decoder of one type's common wire shape: the event exactly as `Consumer.envelope`
 # would validate it (same class, values, fields set), or None to leave the record to the full
 # path. It must never accept what the envelope rejects.
@@ -67,12 +76,17 @@ class Consumer:
     max_partition_fetch_bytes: int | None = None
     # For a high-volume consumer of one type: its FastDecoder, tried before the envelope.
     fast_decode: FastDecoder | None = None
+    # For a batch handler: a new BatchDigest for each attempt at a batch; the handler is
+    # then called with `digest=` the batch's, every new event added.
+    digest: Callable[[], BatchDigest] | None = None
 
     def __post_init__(self) -> None:
         if (self.handle is None) == (self.handle_batch is None):
             raise ValueError(
                 f"{self.service}/{self.topic}: give exactly one of handle, handle_batch"
             )
+        if self.digest is not None and self.handle_batch is None:
+            raise ValueError(f"{self.service}/{self.topic}: a digest is for a batch handler")
         if self.fast_decode is not None and self.envelope is None:
             raise ValueError(f"{self.service}/{self.topic}: a fast decoder needs one typed type")
 

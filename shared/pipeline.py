@@ -21,7 +21,7 @@ import asyncpg
 import structlog
 
 from shared import backoff, event_clock, ingest, outbox
-from shared.consumer import Consumer
+from shared.consumer import BatchDigest, Consumer
 from shared.daily_inbox import DailyInbox
 from shared.messages import Cause, Emit, Received, Rejected, Unprocessable
 from shared.parsing import Parsed, Record, parse_record
@@ -212,9 +212,11 @@ class Pipeline:
         valid: list[Received],
         fresh: list[Received],
         expired: list[Received],
+        digest: BatchDigest | None = None,
     ) -> None:
         """Everything after the inbox claim, in the batch's transaction: dead letters, the
-        partition clocks, the handler, the outbox."""
+        partition clocks, the handler, the outbox. `digest`: the consumer's BatchDigest of
+        `fresh` when it was built as the claim went (else it is built here)."""
         consumer = self.consumer
         dead: list[outbox.OutboxRow] = []
         for record, item in parsed:
@@ -265,7 +267,13 @@ class Pipeline:
                     dead.append(self._dead_row(record_of(item), rejected))
         elif fresh:
             assert consumer.handle_batch is not None
-            result = await consumer.handle_batch(conn, fresh, clocks)
+            if consumer.digest is None:
+                result = await consumer.handle_batch(conn, fresh, clocks)
+            else:
+                if digest is None:
+                    digest = consumer.digest()
+                    digest.add(fresh)
+                result = await consumer.handle_batch(conn, fresh, clocks, digest=digest)
             emits.extend(result.emits)
             for item, rejected in result.rejected:
                 log.warning(

@@ -4,7 +4,7 @@ persist, emit. Each runs inside the pipeline's transaction."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -13,7 +13,7 @@ import asyncpg
 import structlog
 
 from services.warmup import store
-from services.warmup.domain.attribution import Attribution, Owner, attribute
+from services.warmup.domain.attribution import Attribution, BatchTally, Owner, RecordedSend
 from services.warmup.domain.catch_up import (
     STOPPED,
     catch_up,
@@ -652,32 +652,49 @@ async def on_ip_stopped(
 # ---- send.recorded (batches) -----------------------------------------------------------------
 
 
+class SendsRead:
+    """The warmup consumer's BatchDigest: the batch's new sends tallied per address and
+    account as they are claimed (`BatchTally`), before the IPs they name are locked."""
+
+    __slots__ = ("tally",)
+
+    def __init__(self) -> None:
+        self.tally = BatchTally()
+
+    def add(self, fresh: Sequence[Received]) -> None:
+        self.tally.add(_recorded(fresh))
+
+
+def _recorded(fresh: Sequence[Received]) -> Iterator[RecordedSend]:
+    for item in fresh:
+        data: SendRecorded = item.data
+        yield item.event.id, data.account_id, data.ip, item.event.time, data.outcome
+
+
 async def on_sends(
     conn: asyncpg.Connection,
     fresh: list[Received],
     clocks: Mapping[int, datetime],
     config: WarmupConfig,
+    digest: SendsRead | None = None,
 ) -> BatchResult:
     """Count a batch of (already deduplicated) sends and bring the IPs they touch up to date.
 
     Counting is one set-based upsert of the batch's tally. Each IP is then judged on its own
     partition's clock after the batch (`clocks`), less the allowed lateness: never on the
-    time of another partition's sends, which a batch may mix in.
+    time of another partition's sends, which a batch may mix in. `digest` is the batch's
+    SendsRead, when the pipeline built it as the batch was claimed.
     """
-    sends = [cast(SendRecorded, item.data) for item in fresh]
-    ips = await store.lock_by_address(conn, {data.ip for data in sends})
+    if digest is None:
+        digest = SendsRead()
+        digest.add(fresh)
+    ips = await store.lock_by_address(conn, digest.tally.addresses)
     owners = {ip.address: Owner(ip.ip_id, ip.account_id) for ip in ips}
-    attribution = attribute(
-        (
-            (item.event.id, data.account_id, data.ip, item.event.time, data.outcome)
-            for item, data in zip(fresh, sends, strict=True)
-        ),
-        owners,
-    )
+    attribution = digest.tally.attribute(owners, lambda: _recorded(fresh))
     result = BatchResult()
 
     for position in attribution.foreign:
-        data = sends[position]
+        data = cast(SendRecorded, fresh[position].data)
         result.rejected.append(
             (
                 fresh[position],

@@ -77,6 +77,7 @@ def build(settings: Settings, warmup: WarmupSettings | None = None) -> Service:
                 batch_max_records=SEND_BATCH_MAX_RECORDS,
                 # The common shape of a send, decoded without pydantic's full pass.
                 fast_decode=decode_send,
+                digest=handlers.SendsRead,
             ),
             Consumer(
                 service=NAME,

@@ -19,9 +19,11 @@ import pytest
 
 import shared
 from services.warmup import store
+from services.warmup.domain.attribution import Owner
 from services.warmup.domain.schedules import load_schedules
 from services.warmup.domain.state import WarmupState
 from services.warmup.domain.warmup_day import start
+from services.warmup.handlers import SendsRead
 from services.warmup.service import build
 from services.warmup.settings import WarmupSettings
 from shared import database as shared_database
@@ -176,9 +178,9 @@ async def test_the_cyclic_collector_waits_while_a_large_batch_is_applied(
     seen: list[bool] = []
 
     def wrap(handle: Any) -> Callable[..., Awaitable[BatchResult]]:
-        async def observed(*args: Any) -> BatchResult:
+        async def observed(*args: Any, **kwargs: Any) -> BatchResult:
             seen.append(gc.isenabled())
-            return cast(BatchResult, await handle(*args))
+            return cast(BatchResult, await handle(*args, **kwargs))
 
         return observed
 
@@ -218,10 +220,10 @@ async def test_a_transient_failure_after_an_overlapped_claim_is_retried_counting
 
     def flaky(handler: Any) -> Any:
         async def handle(
-            conn: asyncpg.Connection, fresh: list[Received], clocks: Any
+            conn: asyncpg.Connection, fresh: list[Received], clocks: Any, **kwargs: Any
         ) -> BatchResult:
             attempts.append(len(fresh))
-            result = await handler(conn, fresh, clocks)
+            result = await handler(conn, fresh, clocks, **kwargs)
             if len(attempts) == 2:  # the big batch's first attempt, after its claims
                 raise ConnectionResetError("the database went away")
             return result
@@ -258,11 +260,11 @@ async def test_a_batch_broken_by_one_event_applies_the_rest_and_dead_letters_tha
 
     def tripping(handler: Any) -> Any:
         async def handle(
-            conn: asyncpg.Connection, fresh: list[Received], clocks: Any
+            conn: asyncpg.Connection, fresh: list[Received], clocks: Any, **kwargs: Any
         ) -> BatchResult:
             if any(item.id == "bad-id" for item in fresh):
                 raise ValueError("the handler cannot apply bad-id")
-            return cast(BatchResult, await handler(conn, fresh, clocks))
+            return cast(BatchResult, await handler(conn, fresh, clocks, **kwargs))
 
         return handle
 
@@ -359,3 +361,39 @@ async def test_a_redriven_refusal_of_a_send_is_forgotten_by_its_key_and_counted_
             await forget_refusal(conn, letter)
     assert await pipeline.process(send)  # redriven: applied again, not skipped
     assert await counters(pool) == expected(send)
+
+
+async def test_a_large_batch_is_tallied_as_it_is_claimed_and_a_small_one_at_once(
+    pool: asyncpg.Pool,
+) -> None:
+    """The handler of a large batch receives the sends already tallied chunk by chunk as
+    they were claimed (repeats of an earlier batch and in-batch duplicates left out), and a
+    small batch's tally is made at once; either is the tally of exactly the new sends."""
+    given: list[tuple[int, int, set[str]]] = []
+
+    def wrap(handle: Any) -> Callable[..., Awaitable[BatchResult]]:
+        async def observed(
+            conn: Any, fresh: list[Received], clocks: Any, *, digest: SendsRead
+        ) -> BatchResult:
+            built = SendsRead()
+            built.add(fresh)
+            owners = {address: Owner(ip_id, account) for ip_id, account, address in IPS}
+            got = digest.tally.attribute(owners, lambda: [])
+            want = built.tally.attribute(owners, lambda: [])
+            assert (got.counted, got.latest, got.sends) == (want.counted, want.latest, want.sends)
+            given.append((len(fresh), sum(got.counted.values()), digest.tally.addresses))
+            return cast(BatchResult, await handle(conn, fresh, clocks, digest=digest))
+
+        return observed
+
+    pipeline = Pipeline(sends_consumer(wrap), pool)
+    small = sends(30, T0 + timedelta(hours=3), timedelta(seconds=1), "s")
+    assert await pipeline.process(small)
+    large = sends(3 * OVERLAP_CHUNK, T0 + timedelta(hours=3), timedelta(seconds=1), "l")
+    # Replayed sends of the small batch and a duplicate inside the batch are not new.
+    assert await pipeline.process([*small[:10], *large, large[5]])
+
+    assert [n for n, _, _ in given] == [30, 3 * OVERLAP_CHUNK]
+    assert [t for _, t, _ in given] == [30, 3 * OVERLAP_CHUNK]
+    assert given[1][2] == {address for _, _, address in IPS}
+    assert await counters(pool) == expected(small + large)
