@@ -75,6 +75,21 @@ async def _no_decode(_: Any) -> None:
     return None
 
 
+async def _batch_of_records(
+    records: tuple[Any, ...], parse: Callable[[tuple[Any, ...]], Awaitable[Any]]
+) -> Any:
+    """FastStream's batch message without the body and header dict it builds for every
+    record (4% of the warmup worker on 10,000-record batches): the pipeline reads the
+    records themselves (`raw_message`), and acks and nacks go by them too. The message is
+    FastStream's own, parsed from the first record, then given the whole batch."""
+    message = await parse(records[:1])
+    message.raw_message = records
+    if len(records) > 1:
+        first, last = records[0], records[-1]
+        message.message_id = f"{first.offset}-{last.offset}-{first.timestamp}"
+    return message
+
+
 class _AssignmentListener(ConsumerRebalanceListener):
     """Tells its callback each time the subscription's group hands it an assignment."""
 
@@ -154,6 +169,7 @@ def register(
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
         fetch_max_wait_ms=options["fetch_max_wait_ms"],
         max_partition_fetch_bytes=options["max_partition_fetch_bytes"],
+        parser=_batch_of_records,
         decoder=_no_decode,
         listener=listener,
         title=group_id(consumer.service, consumer.topic),
