@@ -53,7 +53,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from bench.databases import copy_database, describe, durable_postgres, fresh_database
-from bench.environment import as_shipped, load_average, on_defaults_or_not, service_env
+from bench.environment import (
+    as_shipped,
+    free_port,
+    load_average,
+    on_defaults_or_not,
+    service_env,
+)
 from services.provisioner.service import build as build_provisioner
 from services.settings import FleetSettings
 from services.warmup.service import build as build_warmup
@@ -421,7 +427,9 @@ async def run_service(
         started = time.perf_counter()
         launched = time.time()
         for i in range(replicas):
-            procs.append(_spawn(env, logs[i], profile if i == 0 else None))
+            # Each process its own health port: two on one port, the second would not start.
+            own = env if i == 0 else {**env, "IPFLEET_HTTP_PORT": str(free_port())}
+            procs.append(_spawn(own, logs[i], profile if i == 0 else None))
         first_count: float | None = None
         first_count_wall = 0.0
         while True:
