@@ -15,9 +15,8 @@ from typing import Any
 import asyncpg
 
 from services.warmup.domain.attribution import UnknownSends
-from services.warmup.domain.catch_up import wide_rows
+from services.warmup.domain.catch_up import counters_by_ip, wide_rows
 from services.warmup.domain.crossings import Crossing, Sought
-from services.warmup.domain.event_time import hour_of
 from services.warmup.domain.overflow import KnownPool
 from services.warmup.domain.send_counts import OUTCOMES, OutcomeCounts, SendCounters, TallyKey
 from services.warmup.domain.state import WarmupState
@@ -169,16 +168,8 @@ async def counters_since(
     if not since:
         return {}
     ids = list(since)
-    rows = await conn.fetch(SQL.counters_since, ids, [since[i] for i in ids])
-    per_ip: dict[str, dict[datetime, OutcomeCounts]] = {}
-    # Read by position, in the query's column order (ip_id, day, hour, then OUTCOMES'
-    # order): at 10,000 IPs a batch reads some 100,000 rows, and names cost per row.
-    for ip_id, day, hour, *counts in rows:
-        hours = per_ip.get(ip_id)
-        if hours is None:
-            hours = per_ip[ip_id] = {}
-        hours[hour_of(day, hour)] = OutcomeCounts(*counts)
-    return {ip_id: SendCounters.of_hours(hours) for ip_id, hours in per_ip.items()}
+    # Columns in `counters_by_ip`'s order (warmup.sql says so beside the query).
+    return counters_by_ip(await conn.fetch(SQL.counters_since, ids, [since[i] for i in ids]))
 
 
 async def window_totals(

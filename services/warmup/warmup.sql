@@ -99,8 +99,8 @@ ORDER BY day DESC, n DESC, address;
 
 -- name: counters_since
 -- Each IP's hourly counters from its own first day on (the rules need the IP's current
--- UTC day onward). store.counters_since reads the columns by position: keep this order
--- (the outcomes in OUTCOMES' order).
+-- UTC day onward). Read by position (catch_up.counters_by_ip): keep this column order (the
+-- outcomes in OUTCOMES' order).
 SELECT c.ip_id, c.day, c.hour, c.delivered, c.deferred, c.bounced, c.complained, c.dropped
 FROM unnest($1::text[], $2::date[]) AS s(ip_id, since)
 JOIN warmup_counters c ON c.ip_id = s.ip_id AND c.day >= s.since;

@@ -10,7 +10,7 @@ the IP's view as `ip_warmup_views` and every `ip.state_changed` show it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -136,9 +136,16 @@ def wide_rows(
     return [(ip, day, hour, *counts) for (ip, day, hour), counts in sorted(rows.items())]  # type: ignore[misc]
 
 
-def counters_of(rows: Iterable[tuple[Any, int, Iterable[int]]]) -> SendCounters:
-    """SendCounters from (day, hour, per-outcome counts in OUTCOMES order) rows, one row per
-    UTC hour (as the counter table stores them)."""
-    return SendCounters.of_hours(
-        {hour_of(day, hour): OutcomeCounts(*counts) for day, hour, counts in rows}
-    )
+def counters_by_ip(
+    rows: Iterable[Sequence[Any]],
+) -> dict[str, SendCounters]:
+    """Each IP's SendCounters from (ip, day, hour, delivered, deferred, bounced, complained,
+    dropped) rows, one row per IP and UTC hour: as `wide_rows` gives them and the counter
+    table stores them. Read by position: at 10,000 IPs a batch reads some 100,000 rows."""
+    per_ip: dict[str, dict[datetime, OutcomeCounts]] = {}
+    for ip, day, hour, *counts in rows:
+        hours = per_ip.get(ip)
+        if hours is None:
+            hours = per_ip[ip] = {}
+        hours[hour_of(day, hour)] = OutcomeCounts(*counts)
+    return {ip: SendCounters.of_hours(hours) for ip, hours in per_ip.items()}

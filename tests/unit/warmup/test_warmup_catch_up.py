@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from services.warmup.domain.catch_up import (
     catch_up,
-    counters_of,
+    counters_by_ip,
     decision_time,
     render,
     wide_rows,
@@ -59,9 +59,18 @@ def test_a_tally_becomes_one_row_per_ip_and_hour_with_a_column_per_outcome() -> 
 
 
 def test_stored_rows_read_back_as_the_same_counters() -> None:
-    sends = [Send("ip_a", T0, "delivered")] * 3 + [Send("ip_a", T0, "deferred")]
-    rows = [(day, hour, counts) for _, day, hour, *counts in wide_rows(tally(sends))]
-    assert counters_of(rows) == SendCounters.from_tally(tally(sends), "ip_a")
+    sends = [
+        *[Send("ip_a", T0, "delivered")] * 3,
+        Send("ip_a", T0, "deferred"),
+        Send("ip_a", T0 + timedelta(hours=5), "dropped"),
+        Send("ip_b", T0 + timedelta(days=1), "complained"),
+    ]
+    counts = tally(sends)
+    read = counters_by_ip(wide_rows(counts))
+    assert set(read) == {"ip_a", "ip_b"}
+    for ip, counters in read.items():
+        assert counters == SendCounters.from_tally(counts, ip)
+        assert list(counters) == list(SendCounters.from_tally(counts, ip))
 
 
 def test_catching_up_closes_hours_and_days_and_the_view_shows_the_result() -> None:
