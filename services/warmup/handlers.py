@@ -17,9 +17,11 @@ from services.warmup.domain.attribution import Attribution, BatchTally, Owner, R
 from services.warmup.domain.catch_up import (
     STOPPED,
     catch_up,
+    counters_by_ip,
     decision_time,
     render,
     render_as_of,
+    wide_rows,
 )
 from services.warmup.domain.crossings import (
     BatchSend,
@@ -714,7 +716,8 @@ async def on_sends(
             addresses=addresses[:20],
             more=max(0, len(addresses) - 20),
         )
-    counted = await store.count_sends(conn, attribution.counted)
+    tallied = wide_rows(attribution.counted)
+    counted = await store.count_sends(conn, tallied)
 
     touched = [ip for ip in ips if ip.ip_id in attribution.latest]
     read_on = {ip_id: fresh[position].partition for ip_id, position in attribution.latest.items()}
@@ -723,7 +726,7 @@ async def on_sends(
     )
     nows = {ip.ip_id: decision_time(clocks[read_on[ip.ip_id]], config.lateness) for ip in touched}
     causes = {ip_id: fresh[position].id for ip_id, position in attribution.latest.items()}
-    batch = BatchOfSends(SendCounters.per_ip(attribution.counted), _sends_of_ip(attribution))
+    batch = BatchOfSends(counters_by_ip(tallied), _sends_of_ip(attribution))
     # Only the IPs something could happen to are brought up to date (a new hour, a count at
     # a limit); the others' sends are counted, and their views read them from the counters.
     settling = [ip for ip in touched if _must_settle(config, ip, nows[ip.ip_id], counted)]

@@ -15,10 +15,10 @@ from typing import Any
 import asyncpg
 
 from services.warmup.domain.attribution import UnknownSends
-from services.warmup.domain.catch_up import counters_by_ip, wide_rows
+from services.warmup.domain.catch_up import WideRow, counters_by_ip
 from services.warmup.domain.crossings import Crossing, Sought
 from services.warmup.domain.overflow import KnownPool
-from services.warmup.domain.send_counts import OUTCOMES, OutcomeCounts, SendCounters, TallyKey
+from services.warmup.domain.send_counts import OUTCOMES, OutcomeCounts, SendCounters
 from services.warmup.domain.state import WarmupState
 from services.warmup.ip_view import view_from_row
 from shared.contract.events import IpRegistryChanged, IpView
@@ -118,10 +118,9 @@ class Counted:
         return self.days.get((ip_id, day)), self.hours.get((ip_id, day, hour.hour))
 
 
-async def count_sends(conn: asyncpg.Connection, increments: Mapping[TallyKey, int]) -> Counted:
-    """Add a tally to the hourly counters and their daily totals (one statement); returns
-    what the touched days and hours hold afterwards."""
-    rows = wide_rows(dict(increments))
+async def count_sends(conn: asyncpg.Connection, rows: Sequence[WideRow]) -> Counted:
+    """Add a tally, as `wide_rows`, to the hourly counters and their daily totals (one
+    statement); returns what the touched days and hours hold afterwards."""
     days: dict[tuple[str, date], int] = {}
     hours: dict[tuple[str, date, int], int] = {}
     if rows:

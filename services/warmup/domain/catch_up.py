@@ -124,9 +124,11 @@ def render_as_of(
     return shown
 
 
-def wide_rows(
-    increments: dict[TallyKey, int],
-) -> list[tuple[str, Any, int, int, int, int, int, int]]:
+# (ip, day, hour, delivered, deferred, bounced, complained, dropped): a counter table row.
+WideRow = tuple[str, Any, int, int, int, int, int, int]
+
+
+def wide_rows(increments: Mapping[TallyKey, int]) -> list[WideRow]:
     """A tally as (ip, day, hour, delivered, deferred, bounced, complained, dropped) rows:
     one row per IP and UTC hour, sorted, as the counter table stores them."""
     rows: dict[tuple[str, Any, int], list[int]] = {}

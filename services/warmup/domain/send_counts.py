@@ -162,24 +162,6 @@ class SendCounters:
         return counters
 
     @classmethod
-    def per_ip(cls, counts: Mapping[TallyKey, int]) -> dict[str, SendCounters]:
-        """Each IP's counters out of a tally of many (keyed as the tally is: by IP)."""
-        index = {outcome: i for i, outcome in enumerate(OUTCOMES)}
-        wide: dict[str, dict[tuple[date, int], list[int]]] = {}
-        for (ip, day, hour, outcome), n in counts.items():
-            per_hour = wide.get(ip)
-            if per_hour is None:
-                per_hour = wide[ip] = {}
-            row = per_hour.get((day, hour))
-            if row is None:
-                row = per_hour[(day, hour)] = [0, 0, 0, 0, 0]
-            row[index[outcome]] += n
-        return {
-            ip: cls.of_hours({hour_of(d, h): OutcomeCounts(*row) for (d, h), row in rows.items()})
-            for ip, rows in wide.items()
-        }
-
-    @classmethod
     def from_rows(cls, rows: Iterable[tuple[date, int, str, int]]) -> SendCounters:
         """From (UTC date, hour, outcome, count) rows, e.g. a `SELECT` of the counter table."""
         per_hour: dict[datetime, Counter[str]] = {}

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.warmup.domain.catch_up import counters_by_ip, wide_rows
 from services.warmup.domain.event_time import hour_start
 from services.warmup.domain.send_counts import (
     OUTCOMES,
@@ -156,15 +157,16 @@ SENDS = st.lists(
 
 
 @given(SENDS)
-def test_per_ip_counters_are_each_ips_own_out_of_the_tally(
+def test_a_tally_stored_as_rows_reads_back_as_each_ips_own_counters(
     sends: list[tuple[str, int, str]],
 ) -> None:
-    """`per_ip`, the batch's tally split by IP in one pass, equals `from_tally` of each IP,
-    and names exactly the IPs that sent."""
+    """A batch's tally as counter rows (`wide_rows`, what is upserted) and back as each IP's
+    counters (`counters_by_ip`, what the batch's own part is judged with, and what is read
+    back from the table) equals `from_tally` of each IP, for exactly the IPs that sent."""
     t0 = datetime(2026, 1, 5, 22, tzinfo=UTC)
     counts = tally(Send(ip, t0 + timedelta(minutes=m), o) for ip, m, o in sends)  # type: ignore[arg-type]
 
-    split = SendCounters.per_ip(counts)
+    split = counters_by_ip(wide_rows(counts))
 
     assert set(split) == {ip for ip, _, _ in sends}
     for ip, counters in split.items():
