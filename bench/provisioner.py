@@ -35,7 +35,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.databases import describe, durable_postgres, fresh_database
+from bench.databases import describe, drop_database, durable_postgres, fresh_database
 from bench.environment import as_shipped, load_average, on_defaults_or_not, service_env
 from services.provisioner.service import build as build_provisioner
 from shared.client import Follower, Publisher, cloud_event
@@ -211,6 +211,8 @@ async def measure(
     kafka = provide_kafka(os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None)
     log_path = Path(tempfile.mkdtemp(prefix="ipfleet-bench-")) / "provisioner.log"
     proc: subprocess.Popen[bytes] | None = None
+    dsn: str | None = None
+    measured = False
     try:
         dsn = await fresh_database(db.url)
         prefix = f"bench{uuid.uuid4().hex[:6]}."
@@ -268,10 +270,14 @@ async def measure(
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
+        measured = True
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
+        # Measured: its database goes (a run that failed keeps it for a look).
+        if measured and dsn is not None:
+            await drop_database(db.url, dsn)
         kafka.close()
         db.close()
 

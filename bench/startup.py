@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.databases import fresh_database
+from bench.databases import drop_database, fresh_database
 from bench.environment import free_port
 from shared.infrastructure import provide_kafka, provide_postgres
 
@@ -123,6 +123,9 @@ def main() -> None:
                 env = asyncio.run(prepare_run(db.url, kafka.bootstrap_servers, base_env))
             log_path = workdir / f"run{run}.log"
             seen = time_one(argv, env, log_path, args.timeout)
+            if db is not None:
+                # Measured (time_one raises otherwise): its database goes.
+                asyncio.run(drop_database(db.url, env["DATABASE_URL"]))
             results.append(seen)
             logged = next(
                 (e.get("seconds") for e in _events(log_path) if e.get("event") == "services ready"),

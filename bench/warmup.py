@@ -52,7 +52,13 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from bench.databases import copy_database, describe, durable_postgres, fresh_database
+from bench.databases import (
+    copy_database,
+    describe,
+    drop_database,
+    durable_postgres,
+    fresh_database,
+)
 from bench.environment import (
     as_shipped,
     free_port,
@@ -589,6 +595,9 @@ async def measure_cell(
         for line in describe_result(variant.label, n_events, result, raw):
             say(line)
         await check(target, n_events, say)
+    # Measured: the databases go (a run that failed before here keeps them for a look).
+    for target in {dsn, *(target for _, _, target in runs)}:
+        await drop_database(db.url, target)
     return raw, results
 
 
