@@ -678,18 +678,15 @@ async def on_sends(
     fresh: list[Received],
     clocks: Mapping[int, datetime],
     config: WarmupConfig,
-    digest: SendsRead | None = None,
+    digest: SendsRead,
 ) -> BatchResult:
     """Count a batch of (already deduplicated) sends and bring the IPs they touch up to date.
 
     Counting is one set-based upsert of the batch's tally. Each IP is then judged on its own
     partition's clock after the batch (`clocks`), less the allowed lateness: never on the
     time of another partition's sends, which a batch may mix in. `digest` is the batch's
-    SendsRead, when the pipeline built it as the batch was claimed.
+    SendsRead: the pipeline builds it (as the batch is claimed, for a large one).
     """
-    if digest is None:
-        digest = SendsRead()
-        digest.add(fresh)
     ips = await store.lock_by_address(conn, digest.tally.addresses)
     owners = {ip.address: Owner(ip.ip_id, ip.account_id) for ip in ips}
     attribution = digest.tally.attribute(owners, lambda: _recorded(fresh))
