@@ -792,7 +792,7 @@ def _must_settle(config: WarmupConfig, ip: IpRecord, now: datetime, counted: sto
         return True
     day_sent, hour_sent = counted.on(ip.ip_id, ip.state.closed_until)
     schedule = config.schedules.get(ip.state.schedule) if ip.state.schedule else None
-    return must_settle(ip.state, schedule, now, ip.stopped_by, day_sent, hour_sent)
+    return must_settle(ip.state, schedule, config.rules, now, ip.stopped_by, day_sent, hour_sent)
 
 
 def _sends_of_ip(attribution: Attribution) -> Callable[[str], Sequence[BatchSend]]:

@@ -1,18 +1,33 @@
 """Which IPs a batch of sends must bring up to date, and which it may only count.
 
 Bringing an IP up to date (`catch_up`) closes the hours before its `now` and then checks
-the limits of its current hour. When `now` is still in the hour the IP was last brought up
-to date to (`closed_until`), there is no hour to close, so the only thing a batch could
-decide is a limit reached in that hour. Limits in force change only at hour boundaries and
-counts only grow, so a limit can be reached only by a count the batch raised: when neither
-the day's nor the current hour's count moved to its limit, catching up would decide
-nothing, and the batch only counts the IP's sends. Every other IP (a new hour, a count at
-a limit, a warm-up not started, stopped or on an unloaded schedule) takes the general path.
+the limits of its current hour. A batch brings an IP up to date only when that could decide
+something; otherwise it only counts the IP's sends, and the IP is brought up to date later
+(by a batch that must, or by the close-days sweep), deciding then exactly what it would have
+decided now, with the same event ids, times, data and causes. What it skips is bookkeeping:
+the watermark (`closed_until`) and the last hour with sends move later, in one step.
 
-The decision is conservative: the day's count here is the whole day's, which is never
-below what the daily limit is compared with (the day up to the current hour), so an IP
-whose limit could be reached is always brought up to date by the batch that holds the
-crossing send.
+- **`now` still in the watermark's hour**: there is no hour to close, so the only thing a
+  batch could decide is a limit reached in that hour. Limits in force change only at hour
+  boundaries and counts only grow, so a limit can be reached only by a count the batch
+  raised: when neither the day's nor the current hour's count moved to its limit, catching
+  up decides nothing.
+- **Hours to close, all on the watermark's UTC day** (no day closes): a warming IP can be
+  decided only a limit or a complaint spike, each of which needs at least its threshold of
+  the day's sends (the spike's window and every hour lie within the day), so a day whose
+  count is below the daily limit, the hourly limit and `suspend_min_sends` decides nothing.
+  An active IP can be decided only its re-warm, and a suspended one its resume: neither
+  when that moment lies after the hours to close. (An active IP's idle deadline read off the
+  state as it stands is never later than the one the skipped hours would give: they can only
+  add a later hour with sends.)
+- **Anything else** (a day closes, a warm-up not started, stopped or on an unloaded
+  schedule, a clock behind the watermark) takes the general path. A day closing always
+  does, so that the IP's view is rewritten for the new day.
+
+The decision is conservative: the day's count here is the whole day's, sends read ahead of
+the clock included, which is never below what any threshold is compared with; so an IP
+whose limit or spike could be reached is always brought up to date by the batch that holds
+the crossing send.
 """
 
 from __future__ import annotations
@@ -20,6 +35,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.warmup.domain.event_time import hour_start
+from services.warmup.domain.rewarm import idle_deadline
+from services.warmup.domain.rules import WarmupRules
 from services.warmup.domain.schedules import UNLIMITED, Schedule
 from services.warmup.domain.state import WarmupState
 
@@ -27,6 +44,7 @@ from services.warmup.domain.state import WarmupState
 def must_settle(
     state: WarmupState,
     schedule: Schedule | None,
+    rules: WarmupRules,
     now: datetime,
     stopped_by: str | None,
     day_sent: int | None,
@@ -39,12 +57,24 @@ def must_settle(
     there (the count is then the one the IP was last brought up to date with)."""
     if schedule is None or stopped_by is not None or state.closed_until is None:
         return True
-    if hour_start(now) != state.closed_until:
+    watermark = state.closed_until
+    target = hour_start(now)
+    if target == watermark:
+        return _limit_in_hour(state, schedule, day_sent, hour_sent)
+    if target < watermark or target.date() != watermark.date():
         return True
+    return _decision_in_day(state, schedule, rules, target, day_sent)
+
+
+def _limit_in_hour(
+    state: WarmupState, schedule: Schedule, day_sent: int | None, hour_sent: int | None
+) -> bool:
+    """Whether the batch's counts can reach a limit in the watermark's own hour."""
     if state.status != "warming":
         return False  # only a warming IP has limits to reach
     daily, hourly = state.limits(schedule)
     hour = state.closed_until
+    assert hour is not None
     if (
         daily != UNLIMITED
         and state.daily_limit_reached_on != hour.date()
@@ -58,3 +88,25 @@ def must_settle(
         and hour_sent is not None
         and hour_sent >= hourly
     )
+
+
+def _decision_in_day(
+    state: WarmupState,
+    schedule: Schedule,
+    rules: WarmupRules,
+    target: datetime,
+    day_sent: int | None,
+) -> bool:
+    """Whether closing the hours from the watermark up to `target`, all of one UTC day, can
+    decide anything."""
+    if state.status == "warming":
+        if day_sent is None:
+            return True  # the day's count is not known here
+        thresholds = (*state.limits(schedule), rules.suspend_min_sends)
+        return any(n != UNLIMITED and day_sent >= n for n in thresholds)
+    if state.status == "active":
+        deadline = idle_deadline(state, rules)
+        return deadline is not None and deadline <= target
+    if state.status == "suspended":
+        return state.suspended_until is None or state.suspended_until <= target
+    return True

@@ -7,15 +7,18 @@ The model is the send path's: sends read in partition order (a little late at ti
 the allowed lateness), cut into batches at random; after each batch, each IP a batch counted
 sends for is judged at the batch's clock less the lateness. The straightforward path runs
 `catch_up` for every such IP; the fast path only for those `must_settle` names, from the
-counts the batch's upsert returns (the touched day's and hour's totals). Between batches a
-sweep closes the hours of every IP with one to close, as `close_days` does. Both must give,
-after every batch and sweep, the same states and the same transitions: the same batch
-decides a limit, so the same send is its cause.
+counts the batch's upsert returns (the touched day's and hour's totals). After some batches
+(drawn) and after the last, a sweep closes the hours of every IP with one to close, as
+`close_days` does. Both must decide the same transitions in every batch and sweep: the same
+batch decides a limit, so the same send is its cause. The states may differ only in what an
+IP the fast path left as it stood has not caught up on yet (its watermark and last hour with
+sends), and not at all once a sweep has passed.
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -87,16 +90,27 @@ def read_order(sends: list[Send], late: list[int]) -> list[Send]:
     return sorted(sends, key=lambda s: arrival[id(s)])
 
 
-Moment = tuple[dict[str, WarmupState], list[Transition]]
+Moment = tuple[str, dict[str, WarmupState], list[Transition]]  # (batch / sweep, states, decided)
+
+# What an IP left as it stood has not caught up on yet; nothing it shows or decides.
+BOOKKEEPING = ("closed_until", "last_send_hour")
 
 
-def run(batches: list[list[Send]], fast: bool) -> list[Moment]:
-    """After each batch and each sweep: every IP's state and what was decided."""
+def run(
+    batches: list[list[Send]],
+    fast: bool,
+    swept_after: set[int] | None = None,
+    schedule: Schedule = TINY,
+    rules: WarmupRules = RULES,
+) -> list[Moment]:
+    """After each batch and each sweep: every IP's state and what was decided. A sweep runs
+    after each batch whose index is in `swept_after` (every batch when None) and after the
+    last."""
     counts: dict[TallyKey, int] = {}
-    states = {ip: start(WarmupState(), TINY, T0, "earned").state for ip in IPS}
+    states = {ip: start(WarmupState(), schedule, T0, "earned").state for ip in IPS}
     clock = T0
-    history = []
-    for batch in batches:
+    history: list[Moment] = []
+    for index, batch in enumerate(batches):
         increment = tally(batch)
         counts = merge_tallies(counts, increment)
         clock = max([clock, *(s.occurred_at for s in batch)])
@@ -105,21 +119,41 @@ def run(batches: list[list[Send]], fast: bool) -> list[Moment]:
         for ip in sorted({s.ip for s in batch}):
             counters = SendCounters.from_tally(counts, ip)
             day_sent, hour_sent = touched(increment, counters, ip, states[ip])
-            if fast and not must_settle(states[ip], TINY, now, None, day_sent, hour_sent):
+            judged = states[ip]
+            if fast and not must_settle(judged, schedule, rules, now, None, day_sent, hour_sent):
                 continue
-            states[ip], made = catch_up(states[ip], TINY, RULES, counters, now)
+            states[ip], made = catch_up(states[ip], schedule, rules, counters, now)
             decided.extend(made)
-        history.append((dict(states), decided))
+        history.append(("batch", dict(states), decided))
+        if swept_after is not None and index not in swept_after and index < len(batches) - 1:
+            continue
         # The sweep: IPs with an hour to close, at the same clock.
         swept: list[Transition] = []
         for ip in IPS:
             closed_until = states[ip].closed_until
             if closed_until is not None and closed_until < hour_start(now):
                 counters = SendCounters.from_tally(counts, ip)
-                states[ip], made = catch_up(states[ip], TINY, RULES, counters, now)
+                states[ip], made = catch_up(states[ip], schedule, rules, counters, now)
                 swept.extend(made)
-        history.append((dict(states), swept))
+        history.append(("sweep", dict(states), swept))
     return history
+
+
+def shown(state: WarmupState) -> WarmupState:
+    return state.model_copy(update=dict.fromkeys(BOOKKEEPING))
+
+
+def assert_same_decisions(fast: list[Moment], slow: list[Moment]) -> None:
+    """Step by step the same transitions; the same states but for the bookkeeping of IPs
+    left as they stood after a batch, and exactly the same after a sweep."""
+    assert [(kind, made) for kind, _, made in fast] == [(kind, made) for kind, _, made in slow]
+    for (kind, ours, _), (_, theirs, _) in zip(fast, slow, strict=True):
+        if kind == "sweep":
+            assert ours == theirs
+        else:
+            assert {ip: shown(s) for ip, s in ours.items()} == {
+                ip: shown(s) for ip, s in theirs.items()
+            }
 
 
 def touched(
@@ -151,7 +185,90 @@ def test_settling_only_what_must_be_decides_the_same_in_the_same_batch(
     bounds = [0, *[c for c in cuts if c < len(ordered)], len(ordered)]
     batches = [ordered[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
-    assert run(batches, fast=True) == run(batches, fast=False)
+    swept_after = data.draw(st.sets(st.integers(0, max(0, len(batches) - 1))))
+    assert_same_decisions(run(batches, True, swept_after), run(batches, False, swept_after))
+    assert_same_decisions(run(batches, fast=True), run(batches, fast=False))
+
+
+# A warm-up that ends after one earned day, then idles into a re-warm within hours, and a
+# suspension that lasts more than a day: so the IPs the fast path leaves as they stand are
+# active and suspended ones too, not only warming ones.
+SHORT = Schedule(
+    name="short-2",
+    days=(
+        ScheduleDay(day=1, daily_limit=4, hourly_limit=2),
+        ScheduleDay(day=2, daily_limit=-1, hourly_limit=-1),
+    ),
+)
+RESTLESS = RULES.model_copy(
+    update={"idle_period": timedelta(hours=7), "suspension_period": timedelta(hours=30)}
+)
+# Limits far above `suspend_min_sends`: a complaint spike is then reached long before a
+# limit could be.
+WIDE = Schedule(
+    name="wide-3",
+    days=(
+        ScheduleDay(day=1, daily_limit=60, hourly_limit=40),
+        ScheduleDay(day=2, daily_limit=120, hourly_limit=80),
+        ScheduleDay(day=3, daily_limit=-1, hourly_limit=-1),
+    ),
+)
+
+
+@SLOW
+@pytest.mark.parametrize(("schedule", "rules"), [(SHORT, RESTLESS), (WIDE, RESTLESS)])
+@given(st.lists(burst_strategy, min_size=10, max_size=40), st.data())
+def test_leaving_active_and_suspended_ips_as_they_stand_decides_the_same(
+    schedule: Schedule, rules: WarmupRules, bursts: list[list[Send]], data: st.DataObject
+) -> None:
+    sends = [send for burst in bursts for send in burst]
+    late = [data.draw(st.integers(0, 15)) for _ in sends]
+    ordered = read_order(sends, late)
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(ordered) - 1)), max_size=25)))
+    bounds = [0, *[c for c in cuts if c < len(ordered)], len(ordered)]
+    batches = [ordered[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+    swept_after = data.draw(st.sets(st.integers(0, max(0, len(batches) - 1))))
+
+    assert_same_decisions(
+        run(batches, True, swept_after, schedule, rules),
+        run(batches, False, swept_after, schedule, rules),
+    )
+
+
+def test_an_ip_left_as_it_stands_is_brought_up_to_date_when_something_can_be_decided() -> None:
+    """Sparse sends: the fast path leaves the IP as it stands in most batches with hours to
+    close, and brings it up to date in the batch whose count reaches the hourly limit, in the
+    one after midnight (its day closes) and in the one whose clock passes its idle deadline
+    (a re-warm), deciding what the straightforward path decides, in the same batches."""
+    ip = IPS[0]
+    day_one = [Send(ip, T0 + timedelta(minutes=m), "delivered") for m in (10, 20, 30, 40)]
+    day_two = [Send(ip, T0 + timedelta(hours=h), "delivered") for h in range(15, 40, 2)]
+    batches = [[s] for s in [*day_one, *day_two]]
+    settled: list[tuple[str, bool]] = []
+    deciding = must_settle
+
+    def noting(state: WarmupState, *args: Any) -> bool:
+        decision = deciding(state, *args)
+        now = args[2]
+        if state.closed_until is not None and hour_start(now) > state.closed_until:
+            settled.append((state.status, decision))
+        return decision
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys.modules[__name__], "must_settle", noting)
+        fast = run(batches, True, set(), SHORT, RESTLESS)
+    slow = run(batches, False, set(), SHORT, RESTLESS)
+
+    assert_same_decisions(fast, slow)
+    made = [type(t).__name__ for _, _, moment in fast for t in moment]
+    assert made[:4] == ["HourlyLimitReached", "DailyLimitReached", "Advanced", "Warmed"]
+    assert Counter(settled) == Counter(
+        {("active", False): 9, ("active", True): 2, ("warming", True): 2}
+    )
+    # The last batch leaves the IP behind its clock; the sweep after it catches up.
+    (_, after_batch, _), (_, after_sweep, _) = fast[-2], fast[-1]
+    caught_up = after_sweep[ip].closed_until
+    assert after_batch[ip].closed_until < caught_up == slow[-1][1][ip].closed_until
 
 
 def test_the_fast_path_skips_some_ips_and_still_decides_limits() -> None:
@@ -168,13 +285,15 @@ def test_the_fast_path_skips_some_ips_and_still_decides_limits() -> None:
         counts = merge_tallies(counts, increment)
         counters = SendCounters.from_tally(counts, IPS[0])
         now = decision_time(batch[-1].occurred_at, LATENESS)
-        settle = must_settle(state, TINY, now, None, *touched(increment, counters, IPS[0], state))
+        settle = must_settle(
+            state, TINY, RULES, now, None, *touched(increment, counters, IPS[0], state)
+        )
         skipped[not settle] += 1
         if settle:
             state, _ = catch_up(state, TINY, RULES, counters, now)
     assert skipped == Counter({True: 16, False: 2})  # settled at the hourly and the daily limit
-    assert run(batches, fast=True) == run(batches, fast=False)
-    assert any(made for _, made in run(batches, fast=True))
+    assert_same_decisions(run(batches, fast=True), run(batches, fast=False))
+    assert any(made for _, _, made in run(batches, fast=True))
 
 
 def hour_by_hour(entering: WarmupState, state: WarmupState, *args: Any) -> datetime:
@@ -215,7 +334,7 @@ def test_a_view_is_rewritten_whenever_what_it_shows_changed(
     batches = [sends[a:b] for a, b in itertools.pairwise(bounds) if b > a]
     history = run(batches, fast=True)
     for ip in IPS:
-        for (before, _), (after, _) in itertools.pairwise(history):
+        for (_, before, _), (_, after, _) in itertools.pairwise(history):
             a, b = before[ip], after[ip]
             if a.closed_until is None or b.closed_until is None or not same_view(a, b):
                 continue
