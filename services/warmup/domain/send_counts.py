@@ -250,11 +250,21 @@ class SendCounters:
 
     def next_hour_with_sends(self, after: datetime) -> datetime | None:
         """The earliest hour at or after `after` in which the IP sent something."""
+        sending = self._hours_with_sends()
+        i = bisect_left(sending, hour_start(after))
+        return sending[i] if i < len(sending) else None
+
+    def last_hour_with_sends_before(self, before: datetime) -> datetime | None:
+        """The latest hour before the hour of `before` in which the IP sent something."""
+        sending = self._hours_with_sends()
+        i = bisect_left(sending, hour_start(before))
+        return sending[i - 1] if i else None
+
+    def _hours_with_sends(self) -> list[datetime]:
         sending = self._sending
         if sending is None:
             sending = self._sending = sorted(at for at, c in self._hours.items() if c.sent > 0)
-        i = bisect_left(sending, hour_start(after))
-        return sending[i] if i < len(sending) else None
+        return sending
 
     def __iter__(self) -> Iterator[tuple[datetime, OutcomeCounts]]:
         return iter(sorted(self._hours.items()))

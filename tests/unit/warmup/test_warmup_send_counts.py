@@ -191,3 +191,23 @@ def test_next_hour_with_sends_is_the_earliest_sending_hour_not_before(
     expected = min(sending) if sending else None
     assert counters.next_hour_with_sends(after) == expected
     assert counters.next_hour_with_sends(after) == expected
+
+
+@given(SENDS, st.integers(-120, 100 * 60))
+def test_last_hour_with_sends_before_is_the_latest_sending_hour_before(
+    sends: list[tuple[str, int, str]], before_minute: int
+) -> None:
+    """The sorted search gives what a scan of every hour gives: hours before the hour of
+    `before`, a dropped-only hour not counting as sending."""
+    t0 = datetime(2026, 1, 5, 22, tzinfo=UTC)
+    counters = SendCounters.from_tally(
+        tally(Send(IP, t0 + timedelta(minutes=m), o) for _, m, o in sends),  # type: ignore[arg-type]
+        IP,
+    )
+    before = t0 + timedelta(minutes=before_minute)
+    sending = [at for at, c in counters if at < hour_start(before) and c.sent > 0]
+
+    assert counters.last_hour_with_sends_before(before) == (max(sending) if sending else None)
+    # Both searches share one sorted list, built once.
+    counters.next_hour_with_sends(t0)
+    assert counters.last_hour_with_sends_before(before) == (max(sending) if sending else None)

@@ -297,7 +297,7 @@ def test_the_fast_path_skips_some_ips_and_still_decides_limits() -> None:
 
 
 def hour_by_hour(entering: WarmupState, state: WarmupState, *args: Any) -> datetime:
-    """`sweep._next_stop` without the warming IP's jump over hours without sends."""
+    """`sweep._next_stop` without the warming IP's jumps."""
     if state.status == "warming":
         return cast(datetime, args[-2])  # end
     return jumping(entering, state, *args)
@@ -307,18 +307,21 @@ jumping = sweep_module._next_stop
 
 
 @SLOW
+@pytest.mark.parametrize(("schedule", "rules"), [(TINY, RULES), (WIDE, RESTLESS)])
 @given(st.lists(burst_strategy, max_size=30), st.data())
-def test_jumping_over_hours_without_sends_decides_what_going_hour_by_hour_does(
-    bursts: list[list[Send]], data: st.DataObject
+def test_jumping_over_hours_decides_what_going_hour_by_hour_does(
+    schedule: Schedule, rules: WarmupRules, bursts: list[list[Send]], data: st.DataObject
 ) -> None:
+    """A warming IP's jumps: over hours without sends, and over a quiet day's hours with
+    sends (its last hour with sends noted all the same)."""
     sends = sorted((send for burst in bursts for send in burst), key=lambda s: s.occurred_at)
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(sends) - 1)), max_size=25)))
     bounds = [0, *[c for c in cuts if c < len(sends)], len(sends)]
     batches = [sends[a:b] for a, b in itertools.pairwise(bounds) if b > a]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sweep_module, "_next_stop", hour_by_hour)
-        expected = run(batches, fast=False)
-    assert run(batches, fast=False) == expected
+        expected = run(batches, False, None, schedule, rules)
+    assert run(batches, False, None, schedule, rules) == expected
 
 
 @SLOW
