@@ -726,7 +726,7 @@ async def on_sends(
     batch = BatchOfSends(counters_by_ip(tallied), _sends_of_ip(attribution))
     # Only the IPs something could happen to are brought up to date (a new hour, a count at
     # a limit); the others' sends are counted, and their views read them from the counters.
-    settling = [ip for ip in touched if _must_settle(config, ip, nows[ip.ip_id], counted)]
+    settling = await _to_settle(conn, config, touched, nows, counted)
     result.extend(await settle(conn, config, settling, nows, causes, batch=batch))
     # The others stay as they are judged; a crossing among their sends is noted all the same.
     chosen = {ip.ip_id for ip in settling}
@@ -787,12 +787,48 @@ async def _note_unsettled(
     await store.note_crossings(conn, _crossings_noted(config, maybe, judged, counters, batch))
 
 
-def _must_settle(config: WarmupConfig, ip: IpRecord, now: datetime, counted: store.Counted) -> bool:
+async def _to_settle(
+    conn: asyncpg.Connection,
+    config: WarmupConfig,
+    touched: Sequence[IpRecord],
+    nows: Mapping[str, datetime],
+    counted: store.Counted,
+) -> list[IpRecord]:
+    """The IPs the batch must bring up to date (`must_settle`), in the order given. Where the
+    day's count alone does not tell, their hours' largest count is read."""
+    chosen: set[str] = set()
+    unsure: dict[str, tuple[datetime, datetime]] = {}
+    for ip in touched:
+        now = nows[ip.ip_id]
+        if not _must_settle(config, ip, now, counted):
+            continue
+        if _must_settle(config, ip, now, counted, hour_peak=0):
+            chosen.add(ip.ip_id)
+        else:  # only an hour at the hourly limit would make it decide something
+            unsure[ip.ip_id] = (cast(datetime, ip.state.closed_until), hour_start(now))
+    peaks = await store.hour_peaks(conn, unsure)
+    for ip in touched:
+        if ip.ip_id in peaks and _must_settle(
+            config, ip, nows[ip.ip_id], counted, hour_peak=peaks[ip.ip_id]
+        ):
+            chosen.add(ip.ip_id)
+    return [ip for ip in touched if ip.ip_id in chosen]
+
+
+def _must_settle(
+    config: WarmupConfig,
+    ip: IpRecord,
+    now: datetime,
+    counted: store.Counted,
+    hour_peak: int | None = None,
+) -> bool:
     if ip.state.closed_until is None:
         return True
     day_sent, hour_sent = counted.on(ip.ip_id, ip.state.closed_until)
     schedule = config.schedules.get(ip.state.schedule) if ip.state.schedule else None
-    return must_settle(ip.state, schedule, config.rules, now, ip.stopped_by, day_sent, hour_sent)
+    return must_settle(
+        ip.state, schedule, config.rules, now, ip.stopped_by, day_sent, hour_sent, hour_peak
+    )
 
 
 def _sends_of_ip(attribution: Attribution) -> Callable[[str], Sequence[BatchSend]]:

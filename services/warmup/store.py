@@ -378,3 +378,23 @@ async def sent_after_hour(
         SQL.sent_after_hour, ids, [hours[i].date() for i in ids], [hours[i].hour for i in ids]
     )
     return {row["ip_id"]: int(row["sent"]) for row in rows}
+
+
+async def hour_peaks(
+    conn: asyncpg.Connection, hours: Mapping[str, tuple[datetime, datetime]]
+) -> dict[str, int]:
+    """Each IP's largest hourly count (dropped excluded) over the hours `first`..`last` (both
+    included) of one UTC day; 0 for an IP with no sends there."""
+    if not hours:
+        return {}
+    ids = list(hours)
+    rows = await conn.fetch(
+        SQL.hour_peaks,
+        ids,
+        [hours[i][0].date() for i in ids],
+        [hours[i][0].hour for i in ids],
+        [hours[i][1].hour for i in ids],
+    )
+    peaks = dict.fromkeys(ids, 0)
+    peaks.update((row["ip_id"], int(row["peak"])) for row in rows)
+    return peaks

@@ -286,3 +286,14 @@ SELECT s.ip_id, sum(c.delivered + c.deferred + c.bounced + c.complained)::bigint
 FROM unnest($1::text[], $2::date[], $3::smallint[]) AS s(ip_id, day, hour)
 JOIN warmup_counters c ON c.ip_id = s.ip_id AND c.day = s.day AND c.hour > s.hour
 GROUP BY s.ip_id;
+
+-- name: hour_peaks
+-- Each IP's largest hourly count (dropped excluded) over some hours of one UTC day: the
+-- hours from its watermark's to its clock's, which a batch that leaves it as it stands must
+-- know cannot reach the hourly limit.
+SELECT s.ip_id, max(c.delivered + c.deferred + c.bounced + c.complained)::bigint AS peak
+FROM unnest($1::text[], $2::date[], $3::smallint[], $4::smallint[])
+     AS s(ip_id, day, first_hour, last_hour)
+JOIN warmup_counters c
+  ON c.ip_id = s.ip_id AND c.day = s.day AND c.hour BETWEEN s.first_hour AND s.last_hour
+GROUP BY s.ip_id;

@@ -13,9 +13,10 @@ the watermark (`closed_until`) and the last hour with sends move later, in one s
   raised: when neither the day's nor the current hour's count moved to its limit, catching
   up decides nothing.
 - **Hours to close, all on the watermark's UTC day** (no day closes): a warming IP can be
-  decided only a limit or a complaint spike, each of which needs at least its threshold of
-  the day's sends (the spike's window and every hour lie within the day), so a day whose
-  count is below the daily limit, the hourly limit and `suspend_min_sends` decides nothing.
+  decided only a limit or a complaint spike, each of which needs its threshold of the day's
+  or an hour's sends, so a quiet day (`quiet_day`) decides nothing. The batch knows the
+  day's count from its upsert; where that count alone does not show the hours below the
+  hourly limit, their largest count (`hour_peak`) is read.
   An active IP can be decided only its re-warm, and a suspended one its resume: neither
   when that moment lies after the hours to close. (An active IP's idle deadline read off the
   state as it stands is never later than the one the skipped hours would give: they can only
@@ -35,6 +36,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.warmup.domain.event_time import hour_start
+from services.warmup.domain.quiet_day import quiet
 from services.warmup.domain.rewarm import idle_deadline
 from services.warmup.domain.rules import WarmupRules
 from services.warmup.domain.schedules import UNLIMITED, Schedule
@@ -49,12 +51,14 @@ def must_settle(
     stopped_by: str | None,
     day_sent: int | None,
     hour_sent: int | None,
+    hour_peak: int | None = None,
 ) -> bool:
     """Whether a batch that counted sends for this IP must bring it up to date at `now`.
 
     `day_sent` and `hour_sent` are the IP's sends (dropped excluded) after the batch on the
     UTC day and in the hour of `state.closed_until`, or None when the batch counted none
-    there (the count is then the one the IP was last brought up to date with)."""
+    there (the count is then the one the IP was last brought up to date with). `hour_peak`
+    is the largest count of an hour from the watermark's to `now`'s, when it is known."""
     if schedule is None or stopped_by is not None or state.closed_until is None:
         return True
     watermark = state.closed_until
@@ -63,7 +67,7 @@ def must_settle(
         return _limit_in_hour(state, schedule, day_sent, hour_sent)
     if target < watermark or target.date() != watermark.date():
         return True
-    return _decision_in_day(state, schedule, rules, target, day_sent)
+    return _decision_in_day(state, schedule, rules, target, day_sent, hour_peak)
 
 
 def _limit_in_hour(
@@ -96,14 +100,14 @@ def _decision_in_day(
     rules: WarmupRules,
     target: datetime,
     day_sent: int | None,
+    hour_peak: int | None,
 ) -> bool:
     """Whether closing the hours from the watermark up to `target`, all of one UTC day, can
     decide anything."""
     if state.status == "warming":
         if day_sent is None:
             return True  # the day's count is not known here
-        thresholds = (*state.limits(schedule), rules.suspend_min_sends)
-        return any(n != UNLIMITED and day_sent >= n for n in thresholds)
+        return not quiet(state, schedule, rules, target.date(), day_sent, hour_peak)
     if state.status == "active":
         deadline = idle_deadline(state, rules)
         return deadline is not None and deadline <= target

@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 
 from services.warmup.domain.daily_limit import check_limits
 from services.warmup.domain.event_time import HOUR, day_start, hour_of, hour_start
+from services.warmup.domain.quiet_day import quiet
 from services.warmup.domain.rewarm import idle_deadline, rewarm
 from services.warmup.domain.rules import WarmupRules
-from services.warmup.domain.schedules import UNLIMITED, Schedule
+from services.warmup.domain.schedules import Schedule
 from services.warmup.domain.send_counts import SendCounters
 from services.warmup.domain.state import Step, WarmupState, steps
 from services.warmup.domain.suspension import complaint_spike, resume, suspend
@@ -117,9 +118,8 @@ def _next_stop(
     and day) may jump over the hours of the same UTC day without sends: in such an hour the
     day's count is the one just checked against the same limit (reached once, or not at
     all), the hour's count is 0, and nothing else is judged but at the day's last hour, which
-    is never jumped over. On a quiet day, one whose whole count is below the daily and the
-    hourly limit and below the sends a complaint spike needs, no hour can reach a limit or
-    suspend, so it jumps over the hours with sends too (the caller notes the last of them).
+    is never jumped over. On a quiet day (`quiet_day`: no hour left can reach a limit or
+    suspend) it jumps over the hours with sends too (the caller notes the last of them).
     Other statuses go hour by hour."""
     if state.status == "warming":
         if entering.status != "warming" or entering.day != state.day or end.hour == 0:
@@ -128,7 +128,9 @@ def _next_stop(
         if limits[1] == 0:
             return end  # an hourly limit of 0 is reached by an hour without sends
         stops = [target, hour_of(end.date(), 23)]
-        if not _quiet(counters.day(end.date()).sent, (*limits, rules.suspend_min_sends)):
+        day = end.date()
+        peak = max(counts.sent for counts in counters.day_hours(day)[end.hour :])
+        if not quiet(state, schedule, rules, day, counters.day(day).sent, peak):
             next_send = counters.next_hour_with_sends(end)
             if next_send is not None:
                 stops.append(next_send)
@@ -144,8 +146,3 @@ def _next_stop(
         # The hour whose end reaches the deadline.
         stops.append(hour_start(deadline - _INSTANT))
     return max(end, min(stops))
-
-
-def _quiet(day_sent: int, thresholds: tuple[int, ...]) -> bool:
-    """Whether a day's count stays below every threshold (unlimited ones aside)."""
-    return all(n == UNLIMITED or day_sent < n for n in thresholds)

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from services.warmup.domain import sweep as sweep_module
 from services.warmup.domain.catch_up import catch_up, decision_time
-from services.warmup.domain.event_time import hour_start
+from services.warmup.domain.event_time import HOUR, hour_start
 from services.warmup.domain.rules import WarmupRules
 from services.warmup.domain.schedules import Schedule, ScheduleDay
 from services.warmup.domain.send_counts import (
@@ -42,7 +42,7 @@ from services.warmup.domain.send_counts import (
 )
 from services.warmup.domain.settling import must_settle
 from services.warmup.domain.state import WarmupState
-from services.warmup.domain.transitions import Transition
+from services.warmup.domain.transitions import DailyLimitReached, Transition
 from services.warmup.domain.view import same_view, warmup_view, without_counts
 from services.warmup.domain.warmup_day import start
 
@@ -120,7 +120,10 @@ def run(
             counters = SendCounters.from_tally(counts, ip)
             day_sent, hour_sent = touched(increment, counters, ip, states[ip])
             judged = states[ip]
-            if fast and not must_settle(judged, schedule, rules, now, None, day_sent, hour_sent):
+            peak = hour_peak(counters, judged, now)
+            if fast and not must_settle(
+                judged, schedule, rules, now, None, day_sent, hour_sent, peak
+            ):
                 continue
             states[ip], made = catch_up(states[ip], schedule, rules, counters, now)
             decided.extend(made)
@@ -137,6 +140,15 @@ def run(
                 swept.extend(made)
         history.append(("sweep", dict(states), swept))
     return history
+
+
+def hour_peak(counters: SendCounters, state: WarmupState, now: datetime) -> int | None:
+    """What the batch reads when it must (`store.hour_peaks`): the largest count of the hours
+    from the IP's watermark's to its clock's, on one UTC day."""
+    first, last = state.closed_until, hour_start(now)
+    if first is None or first.date() != last.date() or first > last:
+        return None
+    return max(counters.hour(first + k * HOUR).sent for k in range((last - first) // HOUR + 1))
 
 
 def shown(state: WarmupState) -> WarmupState:
@@ -203,6 +215,8 @@ SHORT = Schedule(
 RESTLESS = RULES.model_copy(
     update={"idle_period": timedelta(hours=7), "suspension_period": timedelta(hours=30)}
 )
+# A complaint spike that needs more sends than any limit: the limits alone bound a day.
+CALM = RULES.model_copy(update={"suspend_min_sends": 1000})
 # Limits far above `suspend_min_sends`: a complaint spike is then reached long before a
 # limit could be.
 WIDE = Schedule(
@@ -216,7 +230,7 @@ WIDE = Schedule(
 
 
 @SLOW
-@pytest.mark.parametrize(("schedule", "rules"), [(SHORT, RESTLESS), (WIDE, RESTLESS)])
+@pytest.mark.parametrize(("schedule", "rules"), [(SHORT, RESTLESS), (WIDE, RESTLESS), (TINY, CALM)])
 @given(st.lists(burst_strategy, min_size=10, max_size=40), st.data())
 def test_leaving_active_and_suspended_ips_as_they_stand_decides_the_same(
     schedule: Schedule, rules: WarmupRules, bursts: list[list[Send]], data: st.DataObject
@@ -307,7 +321,7 @@ jumping = sweep_module._next_stop
 
 
 @SLOW
-@pytest.mark.parametrize(("schedule", "rules"), [(TINY, RULES), (WIDE, RESTLESS)])
+@pytest.mark.parametrize(("schedule", "rules"), [(TINY, RULES), (WIDE, RESTLESS), (TINY, CALM)])
 @given(st.lists(burst_strategy, max_size=30), st.data())
 def test_jumping_over_hours_decides_what_going_hour_by_hour_does(
     schedule: Schedule, rules: WarmupRules, bursts: list[list[Send]], data: st.DataObject
@@ -322,6 +336,28 @@ def test_jumping_over_hours_decides_what_going_hour_by_hour_does(
         patch.setattr(sweep_module, "_next_stop", hour_by_hour)
         expected = run(batches, False, None, schedule, rules)
     assert run(batches, False, None, schedule, rules) == expected
+
+
+@pytest.mark.parametrize("rules", [RULES, CALM])
+def test_a_day_of_small_hours_still_reaches_its_daily_limit_in_its_hour(
+    rules: WarmupRules,
+) -> None:
+    """Two sends an hour never reach the hourly limit (3), but the fourth such hour reaches
+    the daily one (8): the day is not quiet, so the sweep stops at that hour."""
+    ip = IPS[0]
+    sends = [Send(ip, T0 + timedelta(hours=h, minutes=m), "delivered") for h in (1, 2, 3, 4)
+             for m in (5, 35)]  # fmt: skip
+    # The first batch's clock is read past that hour: the sweep judges it among others.
+    later = [Send(ip, T0 + timedelta(hours=h), "delivered") for h in (6, 11)]
+    batches = [[*sends, later[0]], [later[1]]]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sweep_module, "_next_stop", hour_by_hour)
+        expected = run(batches, False, None, TINY, rules)
+    history = run(batches, False, None, TINY, rules)
+
+    assert history == expected
+    limits = [t for _, _, made in history for t in made if isinstance(t, DailyLimitReached)]
+    assert [t.at for t in limits] == [T0 + timedelta(hours=4)]
 
 
 @SLOW
