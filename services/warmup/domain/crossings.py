@@ -399,6 +399,8 @@ class _Day:
         first held, for each judged hour from `first` on, when it first held in this batch.
         One crossing per judged hour: a check that held, stopped holding and held again
         keeps its first crossing (the store keeps the first one noted)."""
+        if sum(c.sent for c in self.after) < rules.suspend_min_sends:
+            return []  # every window lies within the day: none holds the sends a spike needs
         found: list[Crossing] = []
         b = _index(since, self.start)
         for lo, hi in self._segments(first, self.hour(LAST_HOUR)):
