@@ -34,13 +34,13 @@ from services.warmup.domain.crossings import (
     watch,
 )
 from services.warmup.domain.crossings import crossings as crossings_in
-from services.warmup.domain.event_time import DAY, HOUR, as_utc, day_start, hour_start
+from services.warmup.domain.event_time import DAY, HOUR, as_utc, day_start, hour_of, hour_start
 from services.warmup.domain.overflow import DYNAMIC_POOLS, Overflow, choose_overflow
 from services.warmup.domain.reputation import score_window
 from services.warmup.domain.rules import Mode, WarmupRules
 from services.warmup.domain.schedules import Schedule, UnknownSchedule, select_schedule
 from services.warmup.domain.send_counts import ZERO, SendCounters
-from services.warmup.domain.settling import must_settle
+from services.warmup.domain.settling import must_settle, quiet_until
 from services.warmup.domain.state import Step, WarmupState
 from services.warmup.domain.suspension import resume_now
 from services.warmup.domain.transitions import (
@@ -731,6 +731,7 @@ async def on_sends(
     # The others stay as they are judged; a crossing among their sends is noted all the same.
     chosen = {ip.ip_id for ip in settling}
     others = [ip for ip in touched if ip.ip_id not in chosen]
+    await _leave_quiet(conn, config, others, nows)
     read_up_to = {ip.ip_id: clocks[read_on[ip.ip_id]] for ip in others}
     await _note_unsettled(conn, config, others, counted, batch, read_up_to)
     return result
@@ -795,7 +796,8 @@ async def _to_settle(
     counted: store.Counted,
 ) -> list[IpRecord]:
     """The IPs the batch must bring up to date (`must_settle`), in the order given. Where the
-    day's count alone does not tell, their hours' largest count is read."""
+    day's count alone does not tell, the largest count of their day's hours from the
+    watermark's on is read."""
     chosen: set[str] = set()
     unsure: dict[str, tuple[datetime, datetime]] = {}
     for ip in touched:
@@ -805,7 +807,8 @@ async def _to_settle(
         if _must_settle(config, ip, now, counted, hour_peak=0):
             chosen.add(ip.ip_id)
         else:  # only an hour at the hourly limit would make it decide something
-            unsure[ip.ip_id] = (cast(datetime, ip.state.closed_until), hour_start(now))
+            watermark = cast(datetime, ip.state.closed_until)
+            unsure[ip.ip_id] = (watermark, hour_of(watermark.date(), 23))
     peaks = await store.hour_peaks(conn, unsure)
     for ip in touched:
         if ip.ip_id in peaks and _must_settle(
@@ -813,6 +816,25 @@ async def _to_settle(
         ):
             chosen.add(ip.ip_id)
     return [ip for ip in touched if ip.ip_id in chosen]
+
+
+async def _leave_quiet(
+    conn: asyncpg.Connection,
+    config: WarmupConfig,
+    ips: Sequence[IpRecord],
+    nows: Mapping[str, datetime],
+) -> None:
+    """Of the IPs the batch left as they stand, those behind their clock: the sweep leaves
+    them alone until their `quiet_until`."""
+    quiet = {}
+    for ip in ips:
+        watermark = ip.state.closed_until
+        if watermark is None or watermark >= hour_start(nows[ip.ip_id]):
+            continue
+        until = quiet_until(ip.state, config.rules)
+        if until != ip.quiet_until:
+            quiet[ip.ip_id] = until
+    await store.leave_quiet(conn, quiet)
 
 
 def _must_settle(

@@ -45,6 +45,8 @@ class IpRecord:
     partition: int | None = None
     # The UTC day its stored view counts (`StoredView.counted_on`); None before its first.
     counted_on: date | None = None
+    # Left quiet by a batch: the hour before which it has nothing to decide.
+    quiet_until: datetime | None = None
 
 
 def _record(row: asyncpg.Record) -> IpRecord:
@@ -56,6 +58,7 @@ def _record(row: asyncpg.Record) -> IpRecord:
         stopped_by=row["stopped_by"] if row["stopped_at"] is not None else None,
         partition=row["send_partition"],
         counted_on=row["counted_on"],
+        quiet_until=row["quiet_until"],
     )
 
 
@@ -398,3 +401,12 @@ async def hour_peaks(
     peaks = dict.fromkeys(ids, 0)
     peaks.update((row["ip_id"], int(row["peak"])) for row in rows)
     return peaks
+
+
+async def leave_quiet(conn: asyncpg.Connection, quiet: Mapping[str, datetime]) -> None:
+    """Note, for IPs a batch leaves as they stand, the hour before which each has nothing to
+    decide (the close-days sweep leaves it alone until then)."""
+    if not quiet:
+        return
+    ids = sorted(quiet)
+    await conn.execute(SQL.leave_quiet, ids, [quiet[i] for i in ids])

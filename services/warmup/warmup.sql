@@ -13,7 +13,7 @@ SET account_id = $2, address = $3, region = $4, pool = $5, rdns = $6, registry_s
 WHERE ip_id = $1;
 
 -- name: lock_ip
-SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition,
+SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition, quiet_until,
        (SELECT counted_on FROM ip_warmup_views v WHERE v.ip_id = w.ip_id) AS counted_on
 FROM warmup_ips w WHERE ip_id = $1
 FOR UPDATE OF w;
@@ -22,7 +22,7 @@ FOR UPDATE OF w;
 -- The IPs a batch of sends names: per address, the IP provisioned last. Locked in ip_id
 -- order, so two batches (or a batch and a command) can never deadlock on them; the
 -- close-days sweep skips what is locked.
-SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition,
+SELECT ip_id, account_id, address, state, stopped_at, stopped_by, send_partition, quiet_until,
        (SELECT counted_on FROM ip_warmup_views v WHERE v.ip_id = w.ip_id) AS counted_on
 FROM warmup_ips w
 WHERE ip_id IN (
@@ -114,8 +114,9 @@ WHERE ip_id = ANY($1::text[]) AND day BETWEEN $2 AND $3
 GROUP BY ip_id;
 
 -- name: save_states
+-- A state written is up to date as of its watermark: no longer left quiet.
 UPDATE warmup_ips AS w
-SET state = s.state::jsonb, status = s.status, closed_until = s.closed_until
+SET state = s.state::jsonb, status = s.status, closed_until = s.closed_until, quiet_until = NULL
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
      AS s(ip_id, state, status, closed_until)
 WHERE w.ip_id = s.ip_id;
@@ -183,16 +184,20 @@ WHERE ip_id = ANY($1::text[]);
 -- name: due
 -- IPs with an hour to close, oldest first: before the hour its own partition's clock allows
 -- ($1 partitions, $2 their hours), or, for an IP none of whose sends was read yet, before
--- $3 (the slowest partition's; NULL: none). Those a batch holds are left for the next run
+-- $3 (the slowest partition's; NULL: none); an IP a batch left quiet, only once that hour
+-- reaches its `quiet_until`. Those a batch holds are left for the next run
 -- (they are being brought up to date anyway). An IP whose schedule is no longer loaded ($4
 -- lists those that are) cannot be judged and must not block the others.
 SELECT w.ip_id, w.account_id, w.address, w.state, w.stopped_at, w.stopped_by, w.send_partition,
+       w.quiet_until,
        (SELECT counted_on FROM ip_warmup_views v WHERE v.ip_id = w.ip_id) AS counted_on
 FROM warmup_ips w
 LEFT JOIN unnest($1::integer[], $2::timestamptz[]) AS h(partition, before)
        ON h.partition = w.send_partition
 WHERE w.stopped_at IS NULL AND w.status IN ('warming', 'suspended', 'active')
   AND w.closed_until < CASE WHEN w.send_partition IS NULL THEN $3 ELSE h.before END
+  AND (w.quiet_until IS NULL
+       OR w.quiet_until <= CASE WHEN w.send_partition IS NULL THEN $3 ELSE h.before END)
   AND w.state->>'schedule' = ANY($4::text[])
 ORDER BY w.closed_until, w.ip_id
 LIMIT $5
@@ -289,11 +294,19 @@ GROUP BY s.ip_id;
 
 -- name: hour_peaks
 -- Each IP's largest hourly count (dropped excluded) over some hours of one UTC day: the
--- hours from its watermark's to its clock's, which a batch that leaves it as it stands must
--- know cannot reach the hourly limit.
+-- hours from its watermark's to the day's last, which a batch that leaves it as it stands
+-- must know cannot reach the hourly limit.
 SELECT s.ip_id, max(c.delivered + c.deferred + c.bounced + c.complained)::bigint AS peak
 FROM unnest($1::text[], $2::date[], $3::smallint[], $4::smallint[])
      AS s(ip_id, day, first_hour, last_hour)
 JOIN warmup_counters c
   ON c.ip_id = s.ip_id AND c.day = s.day AND c.hour BETWEEN s.first_hour AND s.last_hour
 GROUP BY s.ip_id;
+
+-- name: leave_quiet
+-- The IPs a batch leaves as they stand, each with the hour before which it has nothing to
+-- decide (`quiet_until`); rows that already say so are not rewritten.
+UPDATE warmup_ips AS w
+SET quiet_until = q.quiet_until
+FROM unnest($1::text[], $2::timestamptz[]) AS q(ip_id, quiet_until)
+WHERE w.ip_id = q.ip_id AND w.quiet_until IS DISTINCT FROM q.quiet_until;

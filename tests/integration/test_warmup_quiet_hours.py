@@ -234,3 +234,41 @@ def strip(reading: tuple[Any, Any]) -> tuple[Any, Any]:
     """A reading without the batches its events came from."""
     events, states = reading
     return sorted((event[:-1] for event in events), key=lambda e: e[1]), states
+
+
+async def test_the_sweep_leaves_an_ip_left_quiet_alone_until_its_day_ends(
+    postgres_server: Any,
+) -> None:
+    """A batch that leaves a warming IP as it stands notes the end of its day as its
+    `quiet_until`: the close-days sweep's query skips it until then, and a state written for
+    it (it is brought up to date) clears the note."""
+    service = build(Settings(_env_file=None), WarmupSettings(_env_file=None))  # type: ignore[call-arg]
+    consumer = next(c for c in service.consumers if c.topic == "send.recorded")
+    async with fresh_database(postgres_server.url, "t_quiet_sweep") as pool:
+        await register(pool)
+        pipeline = Pipeline(consumer, pool)
+        at = DAY1 + timedelta(hours=9, minutes=10)
+        # ip_q, started at 08:00, is left as it stands by both batches (clocks at 09:10 and
+        # 12:10, a send each: a quiet day).
+        assert await pipeline.process([send(1, 0, at)])
+        later = [send(2, 0, at + timedelta(hours=3))]
+        assert await pipeline.process(later)
+        row = await pool.fetchrow(
+            "SELECT closed_until, quiet_until FROM warmup_ips WHERE ip_id = 'ip_q'"
+        )
+        assert row["closed_until"] == T0
+        assert row["quiet_until"] == DAY1 + timedelta(days=1)
+
+        async def due(before: datetime) -> list[str]:
+            async with pool.acquire() as conn, conn.transaction():
+                ips = await store.due(conn, {0: before}, None, ["standard-14"], 500)
+            return [ip.ip_id for ip in ips]
+
+        # ip_r never sent (no partition): not judged on a partition's clock here.
+        assert await due(DAY1 + timedelta(hours=12)) == []
+        assert await due(DAY1 + timedelta(days=1)) == ["ip_q"]
+        # Brought up to date (a send in the next day): the note is gone.
+        assert await pipeline.process([send(3, 0, DAY1 + timedelta(days=1, hours=1))])
+        assert (
+            await pool.fetchval("SELECT quiet_until FROM warmup_ips WHERE ip_id = 'ip_q'") is None
+        )

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.warmup.domain.event_time import hour_start
+from services.warmup.domain.event_time import DAY, day_start, hour_start
 from services.warmup.domain.quiet_day import quiet
 from services.warmup.domain.rewarm import idle_deadline
 from services.warmup.domain.rules import WarmupRules
@@ -58,7 +58,7 @@ def must_settle(
     `day_sent` and `hour_sent` are the IP's sends (dropped excluded) after the batch on the
     UTC day and in the hour of `state.closed_until`, or None when the batch counted none
     there (the count is then the one the IP was last brought up to date with). `hour_peak`
-    is the largest count of an hour from the watermark's to `now`'s, when it is known."""
+    is the largest count of an hour of that day from the watermark's on, when it is known."""
     if schedule is None or stopped_by is not None or state.closed_until is None:
         return True
     watermark = state.closed_until
@@ -114,3 +114,21 @@ def _decision_in_day(
     if state.status == "suspended":
         return state.suspended_until is None or state.suspended_until <= target
     return True
+
+
+def quiet_until(state: WarmupState, rules: WarmupRules) -> datetime:
+    """For an IP a batch leaves as it stands (`must_settle` said no, with hours to close):
+    the hour from which the close-days sweep must judge it again should no new send come.
+    Its sends counted so far decide nothing for the rest of its watermark's day (`quiet`
+    covers the day's count and every hour of it from the watermark on), so that is the end
+    of the day (its day closes), or before it the hour of its resume or its idle deadline."""
+    watermark = state.closed_until
+    if watermark is None:
+        raise ValueError("an IP not started has no watermark to be left at")
+    moments = [day_start(watermark.date()) + DAY]
+    if state.status == "suspended" and state.suspended_until is not None:
+        moments.append(hour_start(state.suspended_until))
+    deadline = idle_deadline(state, rules)
+    if deadline is not None:
+        moments.append(hour_start(deadline))
+    return min(moments)

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from services.warmup.domain import sweep as sweep_module
 from services.warmup.domain.catch_up import catch_up, decision_time
-from services.warmup.domain.event_time import HOUR, hour_start
+from services.warmup.domain.event_time import hour_start
 from services.warmup.domain.rules import WarmupRules
 from services.warmup.domain.schedules import Schedule, ScheduleDay
 from services.warmup.domain.send_counts import (
@@ -40,7 +40,7 @@ from services.warmup.domain.send_counts import (
     merge_tallies,
     tally,
 )
-from services.warmup.domain.settling import must_settle
+from services.warmup.domain.settling import must_settle, quiet_until
 from services.warmup.domain.state import WarmupState
 from services.warmup.domain.transitions import DailyLimitReached, Transition
 from services.warmup.domain.view import same_view, warmup_view, without_counts
@@ -105,11 +105,29 @@ def run(
 ) -> list[Moment]:
     """After each batch and each sweep: every IP's state and what was decided. A sweep runs
     after each batch whose index is in `swept_after` (every batch when None) and after the
-    last."""
+    last; as `close_days`, it leaves an IP the fast path left as it stood alone until its
+    `quiet_until`. Last, every IP is brought up to date (`caught up`)."""
     counts: dict[TallyKey, int] = {}
     states = {ip: start(WarmupState(), schedule, T0, "earned").state for ip in IPS}
+    quiet: dict[str, datetime] = {}
     clock = T0
     history: list[Moment] = []
+
+    def sweep(kind: str, now: datetime, everyone: bool = False) -> None:
+        swept: list[Transition] = []
+        for ip in IPS:
+            closed_until = states[ip].closed_until
+            if closed_until is None or closed_until >= hour_start(now):
+                continue
+            if not everyone and quiet.get(ip, closed_until) > hour_start(now):
+                continue
+            counters = SendCounters.from_tally(counts, ip)
+            states[ip], made = catch_up(states[ip], schedule, rules, counters, now)
+            quiet.pop(ip, None)
+            swept.extend(made)
+        history.append((kind, dict(states), swept))
+
+    now = T0
     for index, batch in enumerate(batches):
         increment = tally(batch)
         counts = merge_tallies(counts, increment)
@@ -120,35 +138,30 @@ def run(
             counters = SendCounters.from_tally(counts, ip)
             day_sent, hour_sent = touched(increment, counters, ip, states[ip])
             judged = states[ip]
-            peak = hour_peak(counters, judged, now)
+            peak = hour_peak(counters, judged)
             if fast and not must_settle(
                 judged, schedule, rules, now, None, day_sent, hour_sent, peak
             ):
+                if judged.closed_until is not None and judged.closed_until < hour_start(now):
+                    quiet[ip] = quiet_until(judged, rules)
                 continue
             states[ip], made = catch_up(states[ip], schedule, rules, counters, now)
+            quiet.pop(ip, None)
             decided.extend(made)
         history.append(("batch", dict(states), decided))
-        if swept_after is not None and index not in swept_after and index < len(batches) - 1:
-            continue
-        # The sweep: IPs with an hour to close, at the same clock.
-        swept: list[Transition] = []
-        for ip in IPS:
-            closed_until = states[ip].closed_until
-            if closed_until is not None and closed_until < hour_start(now):
-                counters = SendCounters.from_tally(counts, ip)
-                states[ip], made = catch_up(states[ip], schedule, rules, counters, now)
-                swept.extend(made)
-        history.append(("sweep", dict(states), swept))
+        if swept_after is None or index in swept_after or index == len(batches) - 1:
+            sweep("sweep", now)
+    sweep("caught up", now, everyone=True)
     return history
 
 
-def hour_peak(counters: SendCounters, state: WarmupState, now: datetime) -> int | None:
-    """What the batch reads when it must (`store.hour_peaks`): the largest count of the hours
-    from the IP's watermark's to its clock's, on one UTC day."""
-    first, last = state.closed_until, hour_start(now)
-    if first is None or first.date() != last.date() or first > last:
+def hour_peak(counters: SendCounters, state: WarmupState) -> int | None:
+    """What the batch reads when it must (`store.hour_peaks`): the largest count of the
+    hours of the IP's watermark's day from the watermark's on."""
+    first = state.closed_until
+    if first is None:
         return None
-    return max(counters.hour(first + k * HOUR).sent for k in range((last - first) // HOUR + 1))
+    return max(counts.sent for counts in counters.day_hours(first.date())[first.hour :])
 
 
 def shown(state: WarmupState) -> WarmupState:
@@ -157,15 +170,13 @@ def shown(state: WarmupState) -> WarmupState:
 
 def assert_same_decisions(fast: list[Moment], slow: list[Moment]) -> None:
     """Step by step the same transitions; the same states but for the bookkeeping of IPs
-    left as they stood after a batch, and exactly the same after a sweep."""
+    left as they stood, and exactly the same once every IP is caught up."""
     assert [(kind, made) for kind, _, made in fast] == [(kind, made) for kind, _, made in slow]
-    for (kind, ours, _), (_, theirs, _) in zip(fast, slow, strict=True):
-        if kind == "sweep":
-            assert ours == theirs
-        else:
-            assert {ip: shown(s) for ip, s in ours.items()} == {
-                ip: shown(s) for ip, s in theirs.items()
-            }
+    for (_, ours, _), (_, theirs, _) in zip(fast, slow, strict=True):
+        assert {ip: shown(s) for ip, s in ours.items()} == {
+            ip: shown(s) for ip, s in theirs.items()
+        }
+    assert fast[-1][1] == slow[-1][1]
 
 
 def touched(
@@ -279,10 +290,50 @@ def test_an_ip_left_as_it_stands_is_brought_up_to_date_when_something_can_be_dec
     assert Counter(settled) == Counter(
         {("active", False): 9, ("active", True): 2, ("warming", True): 2}
     )
-    # The last batch leaves the IP behind its clock; the sweep after it catches up.
-    (_, after_batch, _), (_, after_sweep, _) = fast[-2], fast[-1]
-    caught_up = after_sweep[ip].closed_until
-    assert after_batch[ip].closed_until < caught_up == slow[-1][1][ip].closed_until
+    # The last batch leaves the IP behind its clock, and so does the sweep after it (the IP
+    # has nothing to decide before its idle deadline); catching up brings it where the
+    # straightforward path has it.
+    assert [kind for kind, _, _ in fast[-3:]] == ["batch", "sweep", "caught up"]
+    (_, after_batch, _), (_, after_sweep, _), (_, caught, _) = fast[-3:]
+    behind = after_batch[ip].closed_until
+    assert behind == after_sweep[ip].closed_until
+    assert behind is not None and behind < caught[ip].closed_until == slow[-1][1][ip].closed_until
+
+
+DAY2 = T0.replace(hour=0) + timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("day_one", "expected"),
+    [
+        # Earns its one limited day: active from midnight, idle from 02:00 on.
+        ([(10, "delivered"), (20, "delivered")], "Rewarmed"),
+        # Six sends, two complaints in the 10:00 hour: suspended at 11:00 until 17:00 on day 2.
+        ([(10 + k, "complained" if k < 2 else "delivered") for k in range(6)], "Resumed"),
+    ],
+)
+def test_the_sweep_leaves_a_quiet_ip_alone_only_until_it_has_something_to_decide(
+    day_one: list[tuple[int, Outcome]], expected: str
+) -> None:
+    """An IP left as it stands (active, or suspended) after its last send is judged by the
+    sweep once its idle deadline or its resume comes, in the same sweep as on the
+    straightforward path, while other IPs' sends move the clock on."""
+    ip, other = IPS[0], IPS[1]
+    first = [Send(ip, T0 + timedelta(hours=1, minutes=m), o) for m, o in day_one]
+    batches = [
+        first,
+        [Send(ip, DAY2 + timedelta(minutes=40), "delivered")],  # its day 1 closes
+        [Send(ip, DAY2 + timedelta(hours=2, minutes=10), "delivered")],  # left as it stands
+        *[[Send(other, DAY2 + timedelta(hours=h, minutes=30), "delivered")] for h in (5, 9, 18)],
+    ]
+    fast = run(batches, True, None, SHORT, RESTLESS)
+    slow = run(batches, False, None, SHORT, RESTLESS)
+
+    assert_same_decisions(fast, slow)
+    swept = [type(t).__name__ for kind, _, made in fast if kind == "sweep" for t in made]
+    assert expected in swept
+    left = fast[2 * 2][1][ip]  # after the third batch
+    assert left.closed_until is not None and left.closed_until < DAY2 + timedelta(hours=1)
 
 
 def test_the_fast_path_skips_some_ips_and_still_decides_limits() -> None:
