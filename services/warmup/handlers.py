@@ -724,8 +724,8 @@ async def on_sends(
     nows = {ip.ip_id: decision_time(clocks[read_on[ip.ip_id]], config.lateness) for ip in touched}
     causes = {ip_id: fresh[position].id for ip_id, position in attribution.latest.items()}
     batch = BatchOfSends(counters_by_ip(tallied), _sends_of_ip(attribution))
-    # Only the IPs something could happen to are brought up to date (a new hour, a count at
-    # a limit); the others' sends are counted, and their views read them from the counters.
+    # Only the IPs something could happen to are brought up to date (`must_settle`); the
+    # others' sends are counted, and their views read them from the counters.
     settling = await _to_settle(conn, config, touched, nows, counted)
     result.extend(await settle(conn, config, settling, nows, causes, batch=batch))
     # The others stay as they are judged; a crossing among their sends is noted all the same.
