@@ -53,25 +53,32 @@ class FakeRecord:
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
+def send_record(
+    event_id: str, account: str, address: str, at: datetime, outcome: str, offset: int = 0
+) -> FakeRecord:
+    """One send.recorded as the broker would hand it over (keyed by the address)."""
+    value = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "test",
+        "type": "send.recorded",
+        "time": at.isoformat().replace("+00:00", "Z"),
+        "data": {
+            "account_id": account,
+            "ip": address,
+            "domain": "news.example.com",
+            "outcome": outcome,
+        },
+    }
+    return FakeRecord(json.dumps(value).encode(), address.encode(), offset=offset)
+
+
 def sends(n: int, start: datetime, step: timedelta, tag: str) -> list[FakeRecord]:
     records = []
     for i in range(n):
         _, account, address = IPS[i % 2]
-        at = start + i * step
-        value = {
-            "specversion": "1.0",
-            "id": f"{tag}-{i}",
-            "source": "test",
-            "type": "send.recorded",
-            "time": at.isoformat().replace("+00:00", "Z"),
-            "data": {
-                "account_id": account,
-                "ip": address,
-                "domain": "news.example.com",
-                "outcome": OUTCOMES[i % len(OUTCOMES)],
-            },
-        }
-        records.append(FakeRecord(json.dumps(value).encode(), address.encode()))
+        outcome = OUTCOMES[i % len(OUTCOMES)]
+        records.append(send_record(f"{tag}-{i}", account, address, start + i * step, outcome))
     return records
 
 
@@ -101,12 +108,13 @@ async def counters(pool: asyncpg.Pool) -> Counter[tuple[str, str, int, str]]:
     return found
 
 
-@pytest.fixture
-async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await shared_database.create_pool(database, "warmup", max_size=4)
+async def register_warming(
+    pool: asyncpg.Pool, ips: list[tuple[str, str, str]], at: datetime
+) -> None:
+    """Each (ip_id, account, address) registered and warming on standard-14 from `at`."""
     schedule = load_schedules(None)["standard-14"]
     async with pool.acquire() as conn:
-        for ip_id, account, address in IPS:
+        for ip_id, account, address in ips:
             # As warmup registers an IP from the registry's ip.provisioned.
             registry = IpRegistryChanged(
                 ip_id=ip_id,
@@ -117,9 +125,15 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
                 rdns=None,
                 status="provisioning",
             )
-            await store.register(conn, registry, T0)
-            state = start(WarmupState(), schedule, T0, "earned").state
+            await store.register(conn, registry, at)
+            state = start(WarmupState(), schedule, at, "earned").state
             await store.save_states(conn, {ip_id: state})
+
+
+@pytest.fixture
+async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await shared_database.create_pool(database, "warmup", max_size=4)
+    await register_warming(pool, IPS, T0)
     yield pool
     await pool.close()
 

@@ -22,16 +22,14 @@ import pytest
 
 from services.fleet import migrate
 from services.warmup import handlers, store
-from services.warmup.domain.schedules import load_schedules
-from services.warmup.domain.state import WarmupState
-from services.warmup.domain.warmup_day import start
-from services.warmup.service import build
-from services.warmup.settings import WarmupSettings
 from shared import database as shared_database
-from shared.contract.events import IpRegistryChanged
 from shared.pipeline import Pipeline
-from shared.settings import Settings
-from tests.integration.test_warmup_batches import FakeRecord
+from tests.integration.test_warmup_batches import (
+    FakeRecord,
+    register_warming,
+    send_record,
+    sends_consumer,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -45,22 +43,9 @@ IPS = [
 BOOKKEEPING = ("closed_until", "last_send_hour")
 
 
-def send(n: int, ip: int, at: datetime, outcome: str = "delivered") -> FakeRecord:
+def send(n: int, ip: int, at: datetime) -> FakeRecord:
     _, account, address = IPS[ip]
-    value = {
-        "specversion": "1.0",
-        "id": f"quiet-{n}",
-        "source": "test",
-        "type": "send.recorded",
-        "time": at.isoformat().replace("+00:00", "Z"),
-        "data": {
-            "account_id": account,
-            "ip": address,
-            "domain": "news.example.com",
-            "outcome": outcome,
-        },
-    }
-    return FakeRecord(json.dumps(value).encode(), address.encode(), offset=n)
+    return send_record(f"quiet-{n}", account, address, at, "delivered", offset=n)
 
 
 def recorded_log() -> list[FakeRecord]:
@@ -122,30 +107,10 @@ async def fresh_database(server: str, name: str) -> AsyncIterator[asyncpg.Pool]:
             await admin.close()
 
 
-async def register(pool: asyncpg.Pool) -> None:
-    schedule = load_schedules(None)["standard-14"]
-    async with pool.acquire() as conn:
-        for ip_id, account, address in IPS:
-            registry = IpRegistryChanged(
-                ip_id=ip_id,
-                account_id=account,
-                address=address,
-                region="global",
-                pool=None,
-                rdns=None,
-                status="provisioning",
-            )
-            await store.register(conn, registry, T0)
-            state = start(WarmupState(), schedule, T0, "earned").state
-            await store.save_states(conn, {ip_id: state})
-
-
 async def read(pool: asyncpg.Pool, log: list[FakeRecord], batch: int) -> tuple[Any, Any]:
     """The events emitted, in the order they were, each with the first record of the batch
     that emitted it; and each IP's state, bookkeeping aside."""
-    service = build(Settings(_env_file=None), WarmupSettings(_env_file=None))  # type: ignore[call-arg]
-    consumer = next(c for c in service.consumers if c.topic == "send.recorded")
-    pipeline = Pipeline(consumer, pool)
+    pipeline = Pipeline(sends_consumer(), pool)
     events = []
     for first in range(0, len(log), batch):
         assert await pipeline.process(log[first : first + batch])
@@ -184,14 +149,14 @@ async def test_ips_left_as_they_stand_decide_the_same_however_the_log_is_batched
     readings = {}
     for batch in (len(log), 40, 7):
         async with fresh_database(postgres_server.url, f"t_quiet_{batch}") as pool:
-            await register(pool)
+            await register_warming(pool, IPS, T0)
             readings[batch] = await read(pool, log, batch)
     # The straightforward path: every IP a batch counted sends for is brought up to date.
     with monkeypatch.context() as patch:
         patch.setattr(handlers, "must_settle", lambda *_: True)
         for batch in (40, 7):
             async with fresh_database(postgres_server.url, f"t_quiet_all_{batch}") as pool:
-                await register(pool)
+                await register_warming(pool, IPS, T0)
                 readings[-batch] = await read(pool, log, batch)
 
     events, _ = readings[len(log)]
@@ -242,11 +207,9 @@ async def test_the_sweep_leaves_an_ip_left_quiet_alone_until_its_day_ends(
     """A batch that leaves a warming IP as it stands notes the end of its day as its
     `quiet_until`: the close-days sweep's query skips it until then, and a state written for
     it (it is brought up to date) clears the note."""
-    service = build(Settings(_env_file=None), WarmupSettings(_env_file=None))  # type: ignore[call-arg]
-    consumer = next(c for c in service.consumers if c.topic == "send.recorded")
     async with fresh_database(postgres_server.url, "t_quiet_sweep") as pool:
-        await register(pool)
-        pipeline = Pipeline(consumer, pool)
+        await register_warming(pool, IPS, T0)
+        pipeline = Pipeline(sends_consumer(), pool)
         at = DAY1 + timedelta(hours=9, minutes=10)
         # ip_q, started at 08:00, is left as it stands by both batches (clocks at 09:10 and
         # 12:10, a send each: a quiet day).

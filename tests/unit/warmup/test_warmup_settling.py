@@ -90,6 +90,20 @@ def read_order(sends: list[Send], late: list[int]) -> list[Send]:
     return sorted(sends, key=lambda s: arrival[id(s)])
 
 
+def read_in_batches(
+    bursts: list[list[Send]], data: st.DataObject
+) -> tuple[list[list[Send]], set[int]]:
+    """The bursts' sends in partition order (some a little late), cut into batches at random,
+    and the batches after which a sweep runs."""
+    sends = [send for burst in bursts for send in burst]
+    late = [data.draw(st.integers(0, 15)) for _ in sends]
+    ordered = read_order(sends, late)
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(ordered) - 1)), max_size=25)))
+    bounds = [0, *[c for c in cuts if c < len(ordered)], len(ordered)]
+    batches = [ordered[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+    return batches, data.draw(st.sets(st.integers(0, max(0, len(batches) - 1))))
+
+
 Moment = tuple[str, dict[str, WarmupState], list[Transition]]  # (batch / sweep, states, decided)
 
 # What an IP left as it stood has not caught up on yet; nothing it shows or decides.
@@ -201,14 +215,7 @@ SLOW = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 def test_settling_only_what_must_be_decides_the_same_in_the_same_batch(
     bursts: list[list[Send]], data: st.DataObject
 ) -> None:
-    sends = [send for burst in bursts for send in burst]
-    late = [data.draw(st.integers(0, 15)) for _ in sends]
-    ordered = read_order(sends, late)
-    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(ordered) - 1)), max_size=25)))
-    bounds = [0, *[c for c in cuts if c < len(ordered)], len(ordered)]
-    batches = [ordered[a:b] for a, b in itertools.pairwise(bounds) if b > a]
-
-    swept_after = data.draw(st.sets(st.integers(0, max(0, len(batches) - 1))))
+    batches, swept_after = read_in_batches(bursts, data)
     assert_same_decisions(run(batches, True, swept_after), run(batches, False, swept_after))
     assert_same_decisions(run(batches, fast=True), run(batches, fast=False))
 
@@ -246,13 +253,7 @@ WIDE = Schedule(
 def test_leaving_active_and_suspended_ips_as_they_stand_decides_the_same(
     schedule: Schedule, rules: WarmupRules, bursts: list[list[Send]], data: st.DataObject
 ) -> None:
-    sends = [send for burst in bursts for send in burst]
-    late = [data.draw(st.integers(0, 15)) for _ in sends]
-    ordered = read_order(sends, late)
-    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(ordered) - 1)), max_size=25)))
-    bounds = [0, *[c for c in cuts if c < len(ordered)], len(ordered)]
-    batches = [ordered[a:b] for a, b in itertools.pairwise(bounds) if b > a]
-    swept_after = data.draw(st.sets(st.integers(0, max(0, len(batches) - 1))))
+    batches, swept_after = read_in_batches(bursts, data)
 
     assert_same_decisions(
         run(batches, True, swept_after, schedule, rules),
