@@ -16,7 +16,9 @@ the watermark (`closed_until`) and the last hour with sends move later, in one s
   decided only a limit or a complaint spike, each of which needs its threshold of the day's
   or an hour's sends, so a quiet day (`quiet_day`) decides nothing. The batch knows the
   day's count from its upsert; where that count alone does not show the hours below the
-  hourly limit, their largest count (`hour_peak`) is read.
+  hourly limit, their largest count (`hour_peak`) is read. Both cover the rest of the day,
+  sends read ahead of the clock included, so with the sends counted so far nothing is left
+  to decide that day (`quiet_until`: the close-days sweep leaves the IP alone until then).
   An active IP can be decided only its re-warm, and a suspended one its resume: neither
   when that moment lies after the hours to close. (An active IP's idle deadline read off the
   state as it stands is never later than the one the skipped hours would give: they can only
