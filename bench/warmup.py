@@ -482,6 +482,13 @@ async def run_service(
     )
 
 
+def best_ratio(n: int, raw: float, before_assigned: float) -> float:
+    """The highest service / raw ceiling a run of `n` sends could print, given the seconds
+    its process took from launch to its group's assignment: every send then counted at the
+    raw ceiling's own rate. What the start alone leaves of the ratio."""
+    return n / (before_assigned + n / raw) / raw
+
+
 def describe_result(label: str, n: int, result: Result, raw: float) -> list[str]:
     rate = n / result.seconds
     steady = f"{n / result.steady:,.0f}/s" if result.steady >= 0.5 else "n/a (under 0.5 s)"
@@ -507,6 +514,11 @@ def describe_result(label: str, n: int, result: Result, raw: float) -> list[str]
             f"    start: {to_fleet:.2f}s launch to the fleet's start (imports, settings), "
             f"{to_assigned:.2f}s to send.recorded assigned (pools, topics, group join), "
             f"{to_count:.2f}s to the first count (fetch, first batch, 0.1 s polling)"
+        )
+        lines.append(
+            f"    bound by the start: {best_ratio(n, raw, to_fleet + to_assigned):.1%} of the "
+            "raw ceiling, if every send were counted at the ceiling's own rate from the "
+            "assignment on"
         )
     if result.replicas > 1:
         lines.append(f"    send.recorded partitions per replica: {result.assignments}")
