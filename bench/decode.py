@@ -1,5 +1,6 @@
 """Decode microbenchmark: µs per `send.recorded` message, pydantic's envelope against the
-fast decoder, on distinct messages built as bench/warmup.py's `publish_sends` builds them.
+fast decoder, on distinct messages built by bench/warmup.py's `send_messages`, as the bench
+publishes them.
 
     .venv/bin/python -m bench.decode --messages 20000 --rounds 3
 
@@ -16,18 +17,14 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
-import random
 import time
 import timeit
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from bench.warmup import OUTCOME_MIX, T0, inventory_for
+from bench.warmup import inventory_for, send_messages
 from shared.contract.sends import SendEnvelope, decode_send
 from shared.ingest import collector_paused
 from shared.parsing import parse_record
@@ -46,39 +43,12 @@ class Record:
 
 
 def messages(n: int, n_ips: int = 200, days: float = 2.0) -> list[Record]:
-    """`n` sends over `n_ips` IPs (5 per account), as `publish_sends` writes them."""
+    """`n` sends over `n_ips` IPs (5 per account), as `publish_sends` publishes them."""
     network = ipaddress.ip_network(inventory_for(n_ips).split("=", 1)[1])
     ips = [
         {"account_id": f"bench_acct_{i // 5}", "address": str(network[i + 1])} for i in range(n_ips)
     ]
-    rng = random.Random(42)
-    outcomes = rng.choices(list(OUTCOME_MIX), weights=list(OUTCOME_MIX.values()), k=n)
-    step = timedelta(days=days) / n
-    records = []
-    for i in range(n):
-        ip = ips[rng.randrange(len(ips))]
-        at = T0 + timedelta(hours=1) + i * step
-        value = json.dumps(
-            {
-                "specversion": "1.0",
-                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                "source": "bench",
-                "type": "send.recorded",
-                "time": at.isoformat().replace("+00:00", "Z"),
-                "subject": ip["account_id"],
-                "datacontenttype": "application/json",
-                "data": {
-                    "account_id": ip["account_id"],
-                    "ip": ip["address"],
-                    "domain": f"news{i % 7}.example.com",
-                    "outcome": outcomes[i],
-                    "message_id": f"<{i}@bench.example.com>",
-                },
-            },
-            separators=(",", ":"),
-        ).encode()
-        records.append(Record(value, ip["address"].encode()))
-    return records
+    return [Record(value, key) for key, value in send_messages(ips, n, days)]
 
 
 def per_message_us(run: Callable[[], Any], n: int, repeat: int) -> float:

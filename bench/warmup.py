@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -232,14 +233,42 @@ async def provision(
     return [dict(r) for r in rows]
 
 
-async def publish_sends(
-    settings: FleetSettings, bootstrap: str, ips: list[dict[str, Any]], n: int, days: float
-) -> float:
-    """Pre-publish `n` sends in event-time order; returns the seconds it took. The same
-    arguments publish the same bytes (fixed seed)."""
+def send_messages(ips: list[dict[str, Any]], n: int, days: float) -> Iterator[tuple[bytes, bytes]]:
+    """The bench's `n` sends over `ips` in event-time order, as (key, value): a realistic mix
+    of outcomes, a random IP each. The same arguments give the same bytes (fixed seed)."""
     rng = random.Random(42)
     outcomes = rng.choices(list(OUTCOME_MIX), weights=list(OUTCOME_MIX.values()), k=n)
     step = timedelta(days=days) / n
+    for i in range(n):
+        ip = ips[rng.randrange(len(ips))]
+        at = T0 + timedelta(hours=1) + i * step
+        value = json.dumps(
+            {
+                "specversion": "1.0",
+                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "source": "bench",
+                "type": "send.recorded",
+                "time": at.isoformat().replace("+00:00", "Z"),
+                "subject": ip["account_id"],
+                "datacontenttype": "application/json",
+                "data": {
+                    "account_id": ip["account_id"],
+                    "ip": ip["address"],
+                    "domain": f"news{i % 7}.example.com",
+                    "outcome": outcomes[i],
+                    "message_id": f"<{i}@bench.example.com>",
+                },
+            },
+            separators=(",", ":"),
+        ).encode()
+        yield ip["address"].encode(), value
+
+
+async def publish_sends(
+    settings: FleetSettings, bootstrap: str, ips: list[dict[str, Any]], n: int, days: float
+) -> float:
+    """Pre-publish `n` sends in event-time order (`send_messages`); returns the seconds it
+    took."""
     producer = AIOKafkaProducer(
         **client_options(settings, bootstrap),
         enable_idempotence=False,
@@ -252,29 +281,8 @@ async def publish_sends(
     await producer.start()
     try:
         pending: list[asyncio.Future[Any]] = []
-        for i in range(n):
-            ip = ips[rng.randrange(len(ips))]
-            at = T0 + timedelta(hours=1) + i * step
-            value = json.dumps(
-                {
-                    "specversion": "1.0",
-                    "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                    "source": "bench",
-                    "type": "send.recorded",
-                    "time": at.isoformat().replace("+00:00", "Z"),
-                    "subject": ip["account_id"],
-                    "datacontenttype": "application/json",
-                    "data": {
-                        "account_id": ip["account_id"],
-                        "ip": ip["address"],
-                        "domain": f"news{i % 7}.example.com",
-                        "outcome": outcomes[i],
-                        "message_id": f"<{i}@bench.example.com>",
-                    },
-                },
-                separators=(",", ":"),
-            ).encode()
-            pending.append(await producer.send(topic, value, key=ip["address"].encode()))
+        for key, value in send_messages(ips, n, days):
+            pending.append(await producer.send(topic, value, key=key))
             if len(pending) >= 20_000:
                 await asyncio.gather(*pending)
                 pending.clear()
