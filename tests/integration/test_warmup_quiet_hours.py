@@ -235,3 +235,40 @@ async def test_the_sweep_leaves_an_ip_left_quiet_alone_until_its_day_ends(
         assert (
             await pool.fetchval("SELECT quiet_until FROM warmup_ips WHERE ip_id = 'ip_q'") is None
         )
+
+
+async def test_a_crossing_read_ahead_by_a_batch_that_leaves_its_ip_is_named_later(
+    postgres_server: Any,
+) -> None:
+    """A batch that leaves an IP as it stands (a quiet day) may hold sends of the next day read
+    ahead of the clock: the 20th send of the next day's first hour reaches its hourly limit
+    there, and the batch that judges that hour, later, names that send as the cause, from the
+    crossing the first batch noted (not the input it applies itself)."""
+    ip = [("ip_t", "acct_t", "198.51.100.10")]
+    async with fresh_database(postgres_server.url, "t_quiet_ahead") as pool:
+        await register_warming(pool, ip, T0)
+        pipeline = Pipeline(sends_consumer(), pool)
+
+        def at(when: datetime, n: int) -> FakeRecord:
+            return send_record(f"ahead-{n}", "acct_t", "198.51.100.10", when, "delivered", n)
+
+        assert await pipeline.process(
+            [at(DAY1 + timedelta(hours=10, minutes=k), k) for k in range(3)]
+        )
+        # The clock reaches 00:03:10 of the next day: less the 5 minutes' lateness, the IP is
+        # judged up to 23:00 of the first, a quiet day (4 sends), and left as it stands.
+        midnight = DAY1 + timedelta(days=1)
+        ahead = [at(midnight + timedelta(seconds=10 * k), 10 + k) for k in range(20)]
+        assert await pipeline.process([at(DAY1 + timedelta(hours=23, minutes=30), 3), *ahead])
+        closed = await pool.fetchval("SELECT closed_until FROM warmup_ips WHERE ip_id = 'ip_t'")
+        assert closed == T0  # left as it stands
+        # A send at 01:10: hour 00:00 of the second day is judged, at its hourly limit of 20.
+        assert await pipeline.process([at(midnight + timedelta(hours=1, minutes=10), 99)])
+        events = [
+            json.loads(row["value"])
+            for row in await pool.fetch("SELECT value FROM outbox ORDER BY position")
+        ]
+        reached = [e for e in events if e["type"] == "ip.hourly_limit_reached"]
+        assert [(e["time"], e.get("causationid")) for e in reached] == [
+            ("2026-03-03T00:00:00Z", "ahead-29")
+        ]
