@@ -28,6 +28,7 @@ from services.warmup.domain.crossings import (
     BatchTotals,
     Crossing,
     Sought,
+    below_every_threshold,
     crossings_in_batch,
     may_cross,
     sought,
@@ -754,8 +755,11 @@ async def _note_unsettled(
         state, taken = ip.state, batch.counted.get(ip.ip_id)
         if taken is None or ip.stopped_by is not None or state.closed_until is None:
             continue
+        schedule = config.schedule_of(ip.ip_id, state)
+        if schedule is None or _too_few_to_cross(config, schedule, ip.ip_id, taken, counted):
+            continue
         last_day = max(at for at, _ in taken).date()
-        watching = watch(state, config.schedule_of(ip.ip_id, state), config.rules, last_day)
+        watching = watch(state, schedule, config.rules, last_day)
         if watching is not None:
             watched[ip.ip_id] = (ip, watching)
     if not watched:
@@ -786,6 +790,24 @@ async def _note_unsettled(
     )
     judged = {ip.ip_id: ip.state for ip in maybe}
     await store.note_crossings(conn, _crossings_noted(config, maybe, judged, counters, batch))
+
+
+def _too_few_to_cross(
+    config: WarmupConfig,
+    schedule: Schedule,
+    ip_id: str,
+    taken: SendCounters,
+    counted: store.Counted,
+) -> bool:
+    """Whether the IP's counts after the batch, on each day and in each hour it counted sends
+    in, are below every threshold of its schedule (`below_every_threshold`)."""
+    hours = [at for at, _ in taken]
+    return below_every_threshold(
+        schedule,
+        config.rules,
+        (counted.days.get((ip_id, at.date()), 0) for at in hours),
+        (counted.hours.get((ip_id, at.date(), at.hour), 0) for at in hours),
+    )
 
 
 async def _to_settle(

@@ -237,6 +237,26 @@ def may_cross(
     return False
 
 
+def below_every_threshold(
+    schedule: Schedule, rules: WarmupRules, day_sent: Iterable[int], hour_sent: Iterable[int]
+) -> bool:
+    """Whether counts this low cross nothing that any `watch` on `schedule` can look for,
+    whatever the IP's state: each day's count (after the batch) below the schedule's lowest
+    daily limit and below `suspend_min_sends`, each hour's below its lowest hourly limit.
+    Limits never decrease along a schedule, so the lowest are its first day's. `may_cross`
+    is then False (every limit it looks for is one of the schedule's, and its spike check
+    needs `suspend_min_sends` sends on the day): the same answer from the counting
+    statement's totals alone, without building the watch, for the many IPs of a batch that
+    send a few times a day."""
+    first = schedule.days[0]
+    day_floor = min(first.daily_limit, rules.suspend_min_sends)
+    if any(sent >= day_floor for sent in day_sent):
+        return False
+    if first.hourly_limit == UNLIMITED:
+        return True  # no day of the schedule has an hourly limit
+    return all(sent < first.hourly_limit for sent in hour_sent)
+
+
 def _counts_from(watching: Watch, watermark: datetime, limits_judged: bool) -> datetime:
     """The first hour whose limits a coming decision compares counts with: the watermark's
     (its next with `limits_judged`), never before the watch's own first hour."""
@@ -506,6 +526,7 @@ __all__ = [
     "Sought",
     "Threshold",
     "Watch",
+    "below_every_threshold",
     "crossings",
     "crossings_in_batch",
     "found_in",

@@ -14,11 +14,14 @@ from hypothesis import strategies as st
 
 from services.warmup.domain.crossings import (
     BatchSend,
+    BatchTotals,
     Crossing,
     Watch,
+    below_every_threshold,
     crossings,
     found_in,
     in_hours,
+    may_cross,
     sought,
     watch,
 )
@@ -301,3 +304,97 @@ def test_any_batching_notes_the_crossings_of_the_log_read_in_order(
                         continue  # judged before the send was read: no decision looks there
                     got = found_in(list(noted.values()), (threshold, start, value, hour))  # type: ignore[arg-type]
                     assert got == expected, (threshold, start, value, hour)
+
+
+# ---- the cheap bound for the IPs a batch leaves as they stand ------------------------------
+
+
+TINY = Schedule(
+    name="tiny",
+    days=(
+        ScheduleDay(day=1, daily_limit=10, hourly_limit=5),
+        ScheduleDay(day=2, daily_limit=20, hourly_limit=8),
+        ScheduleDay(day=3, daily_limit=-1, hourly_limit=-1),
+    ),
+)
+
+
+def test_counts_below_the_first_days_limits_and_the_spike_minimum_cross_nothing() -> None:
+    rules = WarmupRules(suspend_min_sends=10)
+    assert below_every_threshold(TINY, rules, [9, 3], [4, 4, 1])
+    # A day at the first day's daily limit (and the spike minimum), or an hour at its hourly.
+    assert not below_every_threshold(TINY, rules, [10], [4])
+    assert not below_every_threshold(TINY, rules, [6], [5])
+    # A spike minimum under the daily limit is the day's bound.
+    assert not below_every_threshold(TINY, WarmupRules(suspend_min_sends=6), [6], [1])
+    assert below_every_threshold(TINY, WarmupRules(suspend_min_sends=6), [5], [1])
+
+
+def test_a_schedule_without_hourly_limits_bounds_only_the_day() -> None:
+    no_hourly = Schedule(
+        name="flat",
+        days=(
+            ScheduleDay(day=1, daily_limit=30, hourly_limit=-1),
+            ScheduleDay(day=2, daily_limit=-1, hourly_limit=-1),
+        ),
+    )
+    rules = WarmupRules(suspend_min_sends=50)
+    assert below_every_threshold(no_hourly, rules, [29], [29])
+    assert not below_every_threshold(no_hourly, rules, [30], [1])
+
+
+@st.composite
+def schedules(draw: st.DrawFn) -> Schedule:
+    """A schedule of 1-4 limited days, limits never decreasing, maybe an unlimited last day."""
+    n = draw(st.integers(1, 4))
+    daily = sorted(draw(st.lists(st.integers(1, 60), min_size=n, max_size=n)))
+    # Each day's own draw up to its daily limit, raised to the days' before: never decreasing,
+    # and never above its daily limit (those before are at most theirs, which are lower).
+    hourly: list[int] = []
+    for d in daily:
+        hourly.append(max([draw(st.integers(1, d)), *hourly[-1:]]))
+    days = [
+        ScheduleDay(day=k + 1, daily_limit=d, hourly_limit=h)
+        for k, (d, h) in enumerate(zip(daily, hourly, strict=True))
+    ]
+    if draw(st.booleans()):
+        days.append(ScheduleDay(day=n + 1, daily_limit=-1, hourly_limit=-1))
+    return Schedule(name="drawn", days=tuple(days))
+
+
+@settings(max_examples=400, deadline=None)
+@given(logs(), schedules(), st.data(), st.sampled_from([3, 10, 40]), st.booleans())
+def test_the_bound_never_hides_what_may_cross_would_look_at(
+    drawn: tuple[list[BatchSend], list[int], timedelta],
+    schedule: Schedule,
+    data: st.DataObject,
+    min_sends: int,
+    limits_judged: bool,
+) -> None:
+    """Whatever a watch on the schedule looks for (any of its days' limits, any phases), a
+    batch whose totals are below every threshold of the schedule cannot hold a crossing."""
+    log, cuts, lateness = drawn
+    rules = WarmupRules(suspend_min_sends=min_sends)
+    limited = [d for d in schedule.days if not d.unlimited]
+    chosen = data.draw(st.lists(st.sampled_from(limited), unique_by=lambda d: d.day))
+    first_day = day_start((T0 - 9 * HOUR).date())
+    phases = data.draw(st.lists(st.sampled_from([first_day, first_day + 30 * HOUR]), unique=True))
+    watching = Watch(
+        tuple(sorted({d.daily_limit for d in chosen})),
+        tuple(sorted({d.hourly_limit for d in chosen})),
+        tuple(sorted(phases)),
+    )
+    latest = log[0][1]
+    start = 0
+    for end in cuts:
+        latest = max([latest, *(at for _, at, _ in log[:start])])
+        watermark = hour_start(latest - lateness)
+        batch = counters(log[start:end])
+        totals = BatchTotals.of(counters(log[:end]), batch, watermark)
+        if below_every_threshold(
+            schedule, rules, totals.day_sent.values(), totals.hour_sent.values()
+        ):
+            assert not may_cross(
+                watching, watermark, batch, totals, rules, limits_judged=limits_judged
+            )
+        start = end
