@@ -231,6 +231,17 @@ def logs(draw: st.DrawFn) -> tuple[list[BatchSend], list[int], timedelta]:
     return log, cuts, lateness
 
 
+def watermarks_of(
+    log: Sequence[BatchSend], cuts: Sequence[int], lateness: timedelta
+) -> list[datetime]:
+    """Each batch's watermark: the IP's clock before it (the latest time read), less lateness."""
+    watermarks, latest = [], log[0][1]
+    for start in [0, *cuts[:-1]]:
+        latest = max([latest, *(at for _, at, _ in log[:start])])
+        watermarks.append(hour_start(latest - lateness))
+    return watermarks
+
+
 def in_window(log: Sequence[BatchSend], start: datetime, end: datetime) -> list[BatchSend]:
     return [s for s in log if s[2] != "dropped" and start <= hour_start(as_utc(s[1])) < end]
 
@@ -254,11 +265,7 @@ def test_any_batching_notes_the_crossings_of_the_log_read_in_order(
     drawn: tuple[list[BatchSend], list[int], timedelta], kind: str, limits_judged: bool
 ) -> None:
     log, cuts, lateness = drawn
-    # Each batch is judged from the IP's clock before it: the latest time read less lateness.
-    watermarks, latest = [], log[0][1]
-    for start in [0, *cuts[:-1]]:
-        latest = max([latest, *(at for _, at, _ in log[:start])])
-        watermarks.append(hour_start(latest - lateness))
+    watermarks = watermarks_of(log, cuts, lateness)
     first_day = day_start((T0 - 9 * HOUR).date())
     # Each kind of threshold alone too: the cheap bound that skips most IPs must not hide one
     # kind's crossing behind another's.
@@ -384,11 +391,9 @@ def test_the_bound_never_hides_what_may_cross_would_look_at(
         tuple(sorted({d.hourly_limit for d in chosen})),
         tuple(sorted(phases)),
     )
-    latest = log[0][1]
-    start = 0
-    for end in cuts:
-        latest = max([latest, *(at for _, at, _ in log[:start])])
-        watermark = hour_start(latest - lateness)
+    for start, end, watermark in zip(
+        [0, *cuts[:-1]], cuts, watermarks_of(log, cuts, lateness), strict=True
+    ):
         batch = counters(log[start:end])
         totals = BatchTotals.of(counters(log[:end]), batch, watermark)
         if below_every_threshold(
@@ -397,4 +402,3 @@ def test_the_bound_never_hides_what_may_cross_would_look_at(
             assert not may_cross(
                 watching, watermark, batch, totals, rules, limits_judged=limits_judged
             )
-        start = end
