@@ -176,8 +176,7 @@ async def run_step(
         await publisher.send_soon(topics.IP_REQUESTED, event, key=account)
     deadline = time.perf_counter() + patience
     while time.perf_counter() < deadline:
-        answered = sum(1 for e in ids if e in timings.latencies)
-        if answered == total:
+        if sum(1 for e in ids if e in timings.latencies) == total:
             break
         timings.arrived.clear()
         with contextlib.suppress(TimeoutError):
@@ -216,7 +215,7 @@ async def measure(
     try:
         dsn = await fresh_database(db.url)
         prefix = f"bench{uuid.uuid4().hex[:6]}."
-        settings = Settings(_env_file=None, KAFKA_TOPIC_PREFIX=prefix)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, KAFKA_TOPIC_PREFIX=prefix)
         # Its inventory is the one thing a provisioner cannot run without.
         env = service_env(dsn, kafka.bootstrap_servers, prefix, overrides)
         needed = sum(int(rate * (seconds + warmup_seconds)) for rate in rates) + 1

@@ -176,7 +176,7 @@ def inventory_for(n_ips: int) -> str:
 
 def setup_settings(prefix: str, partitions: int, n_ips: int) -> FleetSettings:
     """The bench's own settings, for provisioning and publishing (never the service's)."""
-    return FleetSettings(  # type: ignore[call-arg]
+    return FleetSettings(
         _env_file=None,
         KAFKA_TOPIC_PREFIX=prefix,
         KAFKA_TOPIC_PARTITIONS=partitions,
@@ -314,7 +314,7 @@ async def raw_ceiling(settings: FleetSettings, bootstrap: str, n: int) -> float:
             batches = await consumer.getmany(timeout_ms=1000, max_records=CEILING_MAX_RECORDS)
             for records in batches.values():
                 for record in records:
-                    json.loads(record.value)  # type: ignore[arg-type]
+                    json.loads(record.value)
                 seen += len(records)
         return n / (time.perf_counter() - started)
     finally:

@@ -51,9 +51,8 @@ class FleetSettings(Settings):
     @classmethod
     def defaults(cls) -> FleetSettings:
         """Defaults only, never the environment or `.env` (for generated documents)."""
-        return cls.model_construct(
-            **{name: model.model_construct() for name, model in NESTED.items()}
-        )
+        nested: dict[str, Any] = {name: model.model_construct() for name, model in NESTED.items()}
+        return cls.model_construct(**nested)
 
 
 def all_env_names() -> set[str]:

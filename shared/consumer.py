@@ -101,4 +101,4 @@ class Consumer:
         if len(self.types) != 1:
             return None
         ((event_type, model),) = self.types.items()
-        return envelope_of(event_type, model)
+        return envelope_of(event_type, model)  # type: ignore[arg-type]  # a class is hashable

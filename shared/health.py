@@ -31,7 +31,7 @@ from shared import database, tracing
 HEARTBEAT_SECONDS = 0.2
 
 
-class Subscription(ConsumerRebalanceListener):  # type: ignore[misc]
+class Subscription(ConsumerRebalanceListener):
     """One (service, topic) subscription as the probes and metrics see it: whether it has
     joined its group, the partitions it holds, and since when it holds a batch."""
 
@@ -151,14 +151,18 @@ class DatabaseCheck:
         ok, _ = await self.answers()
         return self.conn if ok else None
 
+    async def _connected(self) -> asyncpg.Connection:
+        if self.conn is None or self.conn.is_closed():
+            self.conn = await asyncio.wait_for(
+                database.connect(self._dsn, self.schema), self._timeout
+            )
+        return self.conn
+
     async def _ask(self) -> tuple[bool, str]:
         try:
-            if self.conn is None or self.conn.is_closed():
-                self.conn = await asyncio.wait_for(
-                    database.connect(self._dsn, self.schema), self._timeout
-                )
+            conn = await self._connected()
             # The schema is there (migrated): its outbox is what every service writes.
-            found = await self.conn.fetchval(
+            found = await conn.fetchval(
                 "SELECT to_regclass('outbox') IS NOT NULL", timeout=self._timeout
             )
             return (True, "ok") if found else (False, f"schema {self.schema} is not migrated")

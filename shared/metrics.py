@@ -240,7 +240,7 @@ class ServiceGauges:
         return " ".join(words) or f"{self.service}: {name}"
 
     async def read(self, conn: asyncpg.Connection) -> list[Metric]:
-        families = []
+        families: list[Metric] = []
         for name in self.statements.names():
             rows = await conn.fetch(getattr(self.statements, name), timeout=5)
             labels = [k for k in (rows[0].keys() if rows else ()) if k != "value"]
@@ -281,13 +281,14 @@ class Sampler:
         async with self._lock:
             if time.monotonic() - self._read_at < self.refresh_seconds:
                 return
-            families = self._database_families()
+            common = self._database_families()
+            families: list[Metric] = [*common]
             for service in self.services:
                 conn = await connect(service)
                 if conn is None:
                     continue
                 try:
-                    families += await self._read_database(conn, service, families[:4])
+                    families += await self._read_database(conn, service, common)
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
                     log.warning("metrics: database gauges not read", service=service, error=repr(e))
             families += await self._read_lag()
@@ -295,7 +296,7 @@ class Sampler:
             self._read_at = time.monotonic()
 
     @staticmethod
-    def _database_families() -> list[Metric]:
+    def _database_families() -> list[GaugeMetricFamily]:
         pending = GaugeMetricFamily(
             "ipfleet_outbox_pending",
             "Outbox rows (events and dead letters) not yet published.",
@@ -321,7 +322,7 @@ class Sampler:
         return [pending, oldest, watermark, trailing]
 
     async def _read_database(
-        self, conn: asyncpg.Connection, service: str, common: list[Metric]
+        self, conn: asyncpg.Connection, service: str, common: list[GaugeMetricFamily]
     ) -> list[Metric]:
         """Adds the service's samples to the families every service shares (`common`);
         returns the service's own gauges."""

@@ -38,7 +38,7 @@ class LiveMembers(RuntimeError):
     pass
 
 
-class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Assigned(ConsumerRebalanceListener):
     def __init__(self) -> None:
         self.assigned: set[TopicPartition] = set()
         self.changed = asyncio.Event()

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -321,8 +322,11 @@ class Fleet:
                 relay=service.name,
                 dsn=self.dsn(service.name),
                 schema=service.name,
-                producer_factory=lambda n=service.name: make_producer(
-                    settings, self.bootstrap, client_id=f"ipfleet-{n}-relay"
+                producer_factory=partial(
+                    make_producer,
+                    settings,
+                    self.bootstrap,
+                    client_id=f"ipfleet-{service.name}-relay",
                 ),
                 poll_seconds=settings.outbox_poll_seconds,
                 topic_prefix=settings.kafka_topic_prefix,

@@ -168,8 +168,8 @@ def _with_cloudevent_messages(
         key = by_ref[operation["channel"]["$ref"]]
         operation["messages"] = [ref("channels", key, "messages", n) for n in carried[key]]
 
-    names = {n for ns in carried.values() for n in ns}
-    envelopes = {t: envelope_model(t) for t in sorted(names - {DEAD_LETTER})}
+    every_name = {n for ns in carried.values() for n in ns}
+    envelopes = {t: envelope_model(t) for t in sorted(every_name - {DEAD_LETTER})}
     if len({m.__name__ for m in envelopes.values()}) != len(envelopes):
         raise RuntimeError("two event types map to the same envelope schema name")
     _, top = models_json_schema(
@@ -185,7 +185,7 @@ def _with_cloudevent_messages(
         }
         for t, model in envelopes.items()
     }
-    if DEAD_LETTER in names:
+    if DEAD_LETTER in every_name:
         messages[DEAD_LETTER] = _dead_letter_message()
     components = document.setdefault("components", {})
     components["messages"] = messages
@@ -216,7 +216,7 @@ def envelope_model(name: str) -> type[CloudEvent]:
         __base__=CloudEvent,
         __doc__=f"`{event_type}`{where}: the CloudEvents envelope with its typed `data`.",
         __module__=__name__,
-        type=(Literal[event_type], ...),  # type: ignore[valid-type]
+        type=(Literal[event_type], ...),  # type: ignore[arg-type]
         data=(message_data(name), ...),
     )
     return model

@@ -40,7 +40,7 @@ def _rejected_request(data: IpRequested, reason: str, message: str) -> list[Emit
             topics.IP_REQUEST_REJECTED,
             key=data.account_id,
             type="ip.request_rejected",
-            data=IpRequestRejected(account_id=data.account_id, reason=reason, message=message),  # type: ignore[arg-type]
+            data=IpRequestRejected(account_id=data.account_id, reason=reason, message=message),
         )
     ]
 
@@ -98,7 +98,7 @@ async def _registry_changed(conn: asyncpg.Connection, ip_id: str, event_type: st
     """The registry's lifecycle event of `ip_id` as it now is, on the `ip.provisioned` topic."""
     ip = await store.lock_ip(conn, ip_id)
     assert ip is not None
-    data = IpRegistryChanged(**_registry_fields(ip))  # type: ignore[arg-type]
+    data = IpRegistryChanged(**_registry_fields(ip))
     return Emit(topics.IP_PROVISIONED, key=ip_id, type=event_type, data=data)
 
 

@@ -361,9 +361,9 @@ async def _crossing_sends(
             else:
                 unnoted.append(((ip.ip_id, transition), (ip.ip_id, sought_)))
     answers = await store.find_crossings(conn, [w for _, w in unnoted])
-    for (key, _), found in zip(unnoted, answers, strict=True):
-        if found is not None:
-            crossed[key] = found
+    for (key, _), answer in zip(unnoted, answers, strict=True):
+        if answer is not None:
+            crossed[key] = answer
         else:
             log.info(
                 "no send noted as crossing the threshold; the input applied is named",

@@ -48,7 +48,7 @@ def view_from_row(row: asyncpg.Record | dict[str, Any]) -> IpView:
         account_id=row["account_id"],
         address=row["address"],
         region=row["region"],
-        status=merged_status(row["registry_status"], row["warmup_status"]),  # type: ignore[arg-type]
+        status=merged_status(row["registry_status"], row["warmup_status"]),
         pool=row["pool"],
         rdns=row["rdns"],
         warmup=WarmupView.model_validate(warmup or {}),

@@ -47,7 +47,7 @@ def envelope_of(event_type: str, model: type[Any]) -> type[CloudEvent] | None:
     envelope: type[CloudEvent] = create_model(
         f"{model.__name__}Envelope",
         __base__=CloudEvent,
-        type=(Literal[event_type], ...),  # type: ignore[valid-type]
+        type=(Literal[event_type], ...),  # type: ignore[arg-type]
         data=(model, ...),
     )
     return envelope

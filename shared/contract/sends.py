@@ -11,7 +11,7 @@ path decides as it always did.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, cast
 
 import annotated_types
 import msgspec
@@ -27,20 +27,28 @@ SendEnvelope: type[CloudEvent] = envelope_of(SEND_RECORDED, SendRecorded)  # typ
 
 def _text(model: type[BaseModel], name: str) -> Any:
     """`str` with the length limits `model` puts on `name` (which must have no other)."""
-    limits: dict[str, int] = {}
+    shortest: int | None = None
+    longest: int | None = None
     for item in model.model_fields[name].metadata:
         if isinstance(item, annotated_types.MinLen):
-            limits["min_length"] = item.min_length
+            shortest = item.min_length
         elif isinstance(item, annotated_types.MaxLen):
-            limits["max_length"] = item.max_length
+            longest = item.max_length
         else:
             raise TypeError(f"{model.__name__}.{name}: no fast check for {item!r}")
-    return Annotated[str, Meta(**limits)] if limits else str
+    if shortest is None and longest is None:
+        return str
+    return Annotated[str, Meta(min_length=shortest, max_length=longest)]
 
 
-_EventId = _text(CloudEvent, "id")
-_Source = _text(CloudEvent, "source")
-_AccountId = _text(SendRecorded, "account_id")
+if TYPE_CHECKING:  # built at import, from the models' own limits; text all the same
+    _EventId: TypeAlias = str
+    _Source: TypeAlias = str
+    _AccountId: TypeAlias = str
+else:
+    _EventId = _text(CloudEvent, "id")
+    _Source = _text(CloudEvent, "source")
+    _AccountId = _text(SendRecorded, "account_id")
 
 
 class _WireSendData(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -66,7 +74,7 @@ class _WireSend(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 _decode_wire = msgspec.json.Decoder(_WireSend).decode
 # AwareDatetime, parsed by pydantic-core itself: every format it takes, with its own TzInfo.
-_aware_time = TypeAdapter(CloudEvent.model_fields["time"].annotation).validate_python
+_aware_time = TypeAdapter(cast(Any, CloudEvent.model_fields["time"].annotation)).validate_python
 _CONTENT_TYPE = CloudEvent.model_fields["datacontenttype"].default
 
 # A model instance is built as `model_construct` builds one (its four slots set through their
@@ -216,4 +224,4 @@ def decode_send(value: bytes) -> CloudEvent | None:
     _set_fields_set(event, fields_set)
     _set_extra(event, {})
     _set_private(event, None)
-    return event  # type: ignore[no-any-return]
+    return event

@@ -78,7 +78,7 @@ def attribute(sends: Iterable[RecordedSend], owners: Mapping[str, Owner]) -> Att
             if outcome not in OUTCOMES:
                 raise ValueError(f"unknown outcome {outcome!r}")
             bucket = utc_hour(occurred_at)
-            counted[(ip_id, *bucket, outcome)] += 1  # type: ignore[index]
+            counted[(ip_id, *bucket, outcome)] += 1
             if outcome != "dropped":
                 hour = hours.get(bucket)
                 if hour is None:
@@ -146,7 +146,7 @@ class BatchTally:
                 sender.latest_at = occurred_at
                 sender.latest = position
             bucket = utc_hour(occurred_at)
-            sender.counted[(*bucket, outcome)] += 1  # type: ignore[index]
+            sender.counted[(*bucket, outcome)] += 1
             if outcome != "dropped":
                 hour = hours.get(bucket)
                 if hour is None:
@@ -173,7 +173,7 @@ class BatchTally:
             for (day, hour, outcome), n in sender.counted.items():
                 if outcome not in OUTCOMES:
                     raise ValueError(f"unknown outcome {outcome!r}")
-                counted[(ip_id, day, hour, outcome)] += n  # type: ignore[index]
+                counted[(ip_id, day, hour, outcome)] += n
             if sender.sends:
                 result.sends[ip_id] = sender.sends
             result.latest[ip_id] = sender.latest

@@ -135,7 +135,7 @@ def wide_rows(increments: Mapping[TallyKey, int]) -> list[WideRow]:
     index = {outcome: i for i, outcome in enumerate(OUTCOMES)}
     for (ip, day, hour, outcome), n in increments.items():
         rows.setdefault((ip, day, hour), [0] * len(OUTCOMES))[index[outcome]] += n
-    return [(ip, day, hour, *counts) for (ip, day, hour), counts in sorted(rows.items())]  # type: ignore[misc]
+    return [(ip, day, hour, *counts) for (ip, day, hour), counts in sorted(rows.items())]
 
 
 def counters_by_ip(

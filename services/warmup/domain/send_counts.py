@@ -49,7 +49,7 @@ def count_send(counts: Counter[TallyKey], ip: str, occurred_at: datetime, outcom
     """Add one send to a tally in the making: the step `tally` takes for each send."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
-    counts[(ip, *utc_hour(occurred_at), outcome)] += 1  # type: ignore[index]
+    counts[(ip, *utc_hour(occurred_at), outcome)] += 1
 
 
 def utc_hour(occurred_at: datetime) -> tuple[date, int]:
