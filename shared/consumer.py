@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 import asyncpg
 
 from shared.contract.envelope import CloudEvent, envelope_of
-from shared.messages import BatchResult, Emit, Received, Rejected
+from shared.messages import BatchResult, Emit, Envelope, Received, Rejected
 
 EventHandler = Callable[[asyncpg.Connection, Received], Awaitable[Sequence[Emit]]]
 # A batch handler also receives the clock of each partition the batch read, after the batch:
@@ -30,10 +30,10 @@ class BatchDigest(Protocol):
     def add(self, fresh: Sequence[Received]) -> None: ...
 
 
-# A cheaper decoder of one type's common wire shape: the event exactly as `Consumer.envelope`
-# would validate it (same class, values, fields set), or None to leave the record to the full
-# path. It must never accept what the envelope rejects.
-FastDecoder = Callable[[bytes], CloudEvent | None]
+# A cheaper decoder of one type's common wire shape: the event with the values
+# `Consumer.envelope` would validate it to (its attributes and its data's fields, each equal),
+# or None to leave the record to the full path. It must never accept what the envelope rejects.
+FastDecoder = Callable[[bytes], Envelope | None]
 
 
 def by_type(handlers: Mapping[str, EventHandler]) -> EventHandler:

@@ -42,8 +42,8 @@ def parse_record(record: Record, consumer: Consumer) -> Received | Rejected | No
     letter and reason, or another service's type) exactly as it always did. A consumer of one
     type validates envelope and data from the bytes in one call; its `Received.event` is then
     that type's envelope (a CloudEvent whose `data` is the typed model, as `Received.data`).
-    Before that, its `fast_decode` (if any) may take the common shape, building that same
-    envelope more cheaply.
+    Before that, its `fast_decode` (if any) may take the common shape, decoding the same
+    values more cheaply into an event of its own (see `shared.messages.Envelope`).
     """
     value = record.value or b""
     decode = consumer.fast_decode

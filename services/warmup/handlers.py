@@ -64,8 +64,8 @@ from shared.contract.events import (
     IpWarmupStart,
     IpWarmupStop,
     PoolChanged,
-    SendRecorded,
 )
+from shared.contract.sends import SendFields
 from shared.event_clock import Clocks
 from shared.messages import BatchResult, Cause, Emit, Received, Rejected
 
@@ -670,7 +670,7 @@ class SendsRead:
 
 def _recorded(fresh: Sequence[Received]) -> Iterator[RecordedSend]:
     for item in fresh:
-        data: SendRecorded = item.data
+        data: SendFields = item.data
         yield item.event.id, data.account_id, data.ip, item.event.time, data.outcome
 
 
@@ -694,7 +694,7 @@ async def on_sends(
     result = BatchResult()
 
     for position in attribution.foreign:
-        data = cast(SendRecorded, fresh[position].data)
+        data: SendFields = fresh[position].data
         result.rejected.append(
             (
                 fresh[position],
