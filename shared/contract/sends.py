@@ -179,9 +179,16 @@ def _reads_as_known(model: type[BaseModel], known: dict[str, tuple[Any, tuple[An
 for _model, _known in _KNOWN.items():
     if not _reads_as_known(_model, _known):
         raise TypeError(f"{_model.__name__} changed: decode_send must be updated with it")
-for _lean, _model in ((SendEvent, SendEnvelope), (SendData, SendRecorded)):
-    if sorted(_lean.__struct_fields__) != sorted(_model.model_fields):
-        raise TypeError(f"{_model.__name__} changed: {_lean.__name__} must be updated with it")
+
+
+def _holds_every_field(struct: type[msgspec.Struct], model: type[BaseModel]) -> bool:
+    """Whether `struct` has exactly the fields of `model`, so it holds every value."""
+    return sorted(struct.__struct_fields__) == sorted(model.model_fields)
+
+
+for _struct, _model in ((SendEvent, SendEnvelope), (SendData, SendRecorded)):
+    if not _holds_every_field(_struct, _model):
+        raise TypeError(f"{_model.__name__} changed: {_struct.__name__} must be updated with it")
 
 
 def decode_send(value: bytes) -> SendEvent | None:

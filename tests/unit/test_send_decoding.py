@@ -25,6 +25,7 @@ from shared.contract.sends import (
     SendData,
     SendEnvelope,
     SendEvent,
+    _holds_every_field,
     _reads_as_known,
     decode_send,
     values_of,
@@ -452,3 +453,14 @@ def test_a_change_to_the_contract_stops_the_fast_decoder_from_importing() -> Non
 
     for changed in (Validated, Checked, Longer, Limited, Typed):
         assert not _reads_as_known(changed, data), changed
+
+
+def test_a_field_added_to_the_contract_stops_the_fast_decoder_from_importing() -> None:
+    assert _holds_every_field(SendData, SendRecorded)
+    assert _holds_every_field(SendEvent, SendEnvelope)
+
+    class Longer(SendRecorded):
+        campaign: str | None = None
+
+    assert not _holds_every_field(SendData, Longer)
+    assert not _holds_every_field(SendEvent, SendRecorded)
