@@ -14,7 +14,6 @@ clock, the slowest partition's.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -72,10 +71,9 @@ class DailyInbox:
         judged: list[Received] = []
         expired: list[Received] = []
         ids: set[str] = set()
-        days: list[str] = []
-        keys: list[str] = []
-        key_of = _keys(self.consumer)
-        iso: dict[date, str] = {}
+        days: list[date] = []
+        keys = bytearray()
+        digest_of = digests_of(self.consumer)
         for item in valid:
             day = item.event.time.date()
             if horizon is not None and day < horizon:
@@ -85,20 +83,11 @@ class DailyInbox:
                 continue  # the first occurrence in the batch wins
             ids.add(item.event.id)
             judged.append(item)
-            keys.append(key_of(item.event.id))
-            text = iso.get(day)
-            if text is None:
-                text = iso[day] = day.isoformat()
-            days.append(text)
+            keys += digest_of(item.event.id)
+            days.append(day)
         if not judged:
             return [], expired
-        seen_before = set(
-            await conn.fetchval(
-                SQL.claim_daily,
-                json.dumps(days),
-                json.dumps(keys),
-            )
-        )
+        seen_before = set(await conn.fetchval(SQL.claim_daily, days, bytes(keys)))
         if not seen_before:
             return judged, expired
         return [item for n, item in enumerate(judged, 1) if n not in seen_before], expired
@@ -108,19 +97,19 @@ def event_key(consumer: str, event_id: str) -> str:
     """An event's key in the daily inbox: the first 16 bytes of SHA-256 over the consumer's
     name, U+001F and the id (UTF-8), as hex (a uuid's digits). Migration 0004 computes the
     same in SQL for the ids it moved over."""
-    return _keys(consumer)(event_id)
+    return digests_of(consumer)(event_id).hex()
 
 
-def _keys(consumer: str) -> Callable[[str], str]:
-    """`event_key` for one consumer, its name hashed once."""
+def digests_of(consumer: str) -> Callable[[str], bytes]:
+    """`event_key` for one consumer as its 16 bytes, the consumer's name hashed once."""
     prefix = hashlib.sha256(f"{consumer}\x1f".encode())
 
-    def key(event_id: str) -> str:
-        digest = prefix.copy()
-        digest.update(event_id.encode("utf-8", "surrogatepass"))
-        return digest.hexdigest()[:32]
+    def digest(event_id: str) -> bytes:
+        hashed = prefix.copy()
+        hashed.update(event_id.encode("utf-8", "surrogatepass"))
+        return hashed.digest()[:16]
 
-    return key
+    return digest
 
 
 def partition_name(day: date) -> str:

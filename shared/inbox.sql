@@ -7,22 +7,24 @@ RETURNING event_id;
 
 -- name: claim_daily
 -- Record a batch's event keys (`daily_inbox.event_key`; in-batch duplicates already removed)
--- as applied. $1 and $2 are JSON arrays of days and keys, position by position; returns the
--- positions (1-based) of the keys seen before, usually none. Arrays and a row per id cost the
--- worker more per id than the insert costs Postgres.
+-- as applied. $1 holds the days and $2 the keys' 16 bytes each, position by position;
+-- returns the positions (1-based) of the keys seen before, usually none. Arrays of dates and
+-- one bytea cost the worker less per id than text or JSON, and Postgres less to read.
 WITH batch AS (
-    SELECT d.day::date AS day, k.key::uuid AS key, n
-    FROM json_array_elements_text($2::json) WITH ORDINALITY AS k(key, n)
-    JOIN json_array_elements_text($1::json) WITH ORDINALITY AS d(day, n) USING (n)
+    SELECT b.day, encode(substring($2::bytea FROM (b.n::int - 1) * 16 + 1 FOR 16), 'hex')::uuid AS key, b.n
+    FROM unnest($1::date[]) WITH ORDINALITY AS b(day, n)
 ), claimed AS (
     INSERT INTO inbox_days (event_day, event_key)
     SELECT day, key FROM batch
     ON CONFLICT DO NOTHING
     RETURNING event_key
 )
--- A key is in the batch once, so the key alone tells a claimed row from one seen before.
-SELECT coalesce(array_agg(n), '{}') FROM batch
-WHERE key NOT IN (SELECT event_key FROM claimed);
+-- A key is in the batch once, so the key alone tells a claimed row from one seen before;
+-- which ones is asked only when some were.
+SELECT CASE
+    WHEN (SELECT count(*) FROM claimed) = (SELECT count(*) FROM batch) THEN '{}'::bigint[]
+    ELSE (SELECT coalesce(array_agg(n), '{}') FROM batch WHERE key NOT IN (SELECT event_key FROM claimed))
+END;
 
 -- name: daily_partitions
 SELECT child.relname AS name
