@@ -321,6 +321,54 @@ async def raw_ceiling(settings: FleetSettings, bootstrap: str, n: int) -> float:
         await consumer.stop()
 
 
+async def floor_without_database(settings: FleetSettings, bootstrap: str, n: int) -> float:
+    """(a') The raw ceiling's reading, then the Python the service runs on every send before
+    it asks Postgres anything: its own parse (`parse_record`, with the send decoder), the
+    inbox key of each id, and the tally (`SendsRead`), a batch of the service's size at a time
+    with the collector paused, as the service runs them. msgs/s. No service can count faster
+    than this on one core: it is the floor of the service's own per-send cost, with no
+    inbox claim, no counting, no settling and no commit."""
+    from shared.daily_inbox import digests_of
+    from shared.ingest import collector_paused
+    from shared.messages import Received
+    from shared.parsing import parse_record
+
+    service = build_warmup(FleetSettings(_env_file=None), WarmupSettings(_env_file=None))
+    (sends,) = [c for c in service.consumers if c.topic == topics.SEND_RECORDED]
+    assert sends.digest is not None
+    key_of = digests_of(sends.name)
+    topic = settings.kafka_topic_prefix + topics.SEND_RECORDED
+    consumer = AIOKafkaConsumer(
+        **client_options(settings, bootstrap),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=CEILING_FETCH_BYTES,
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        seen = 0
+        started = time.perf_counter()
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=CEILING_MAX_RECORDS)
+            for records in batches.values():
+                with collector_paused():
+                    parsed = [parse_record(record, sends) for record in records]
+                    valid = [item for item in parsed if isinstance(item, Received)]
+                    keys = b"".join([key_of(item.event.id) for item in valid])
+                    digest = sends.digest()
+                    digest.add(valid)
+                    del parsed, valid, keys, digest
+                seen += len(records)
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
 def _spawn(env: dict[str, str], log_path: Path, profile: Path | None) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "services", "run", "warmup"]
     if profile is not None:
@@ -500,6 +548,14 @@ def best_ratio(n: int, raw: float, before_assigned: float) -> float:
     return n / (before_assigned + n / raw) / raw
 
 
+def needed_rate(target: float, n: int, raw: float, before_assigned: float) -> float:
+    """The counting rate, from the group's assignment on, that a run of `n` sends needs to
+    print `target` of the raw ceiling, given the seconds from launch to its assignment
+    (infinite when the start alone takes longer than the whole run may)."""
+    left = n / (target * raw) - before_assigned
+    return n / left if left > 0 else float("inf")
+
+
 def describe_result(label: str, n: int, result: Result, raw: float) -> list[str]:
     rate = n / result.seconds
     steady = f"{n / result.steady:,.0f}/s" if result.steady >= 0.5 else "n/a (under 0.5 s)"
@@ -530,6 +586,11 @@ def describe_result(label: str, n: int, result: Result, raw: float) -> list[str]
             f"    bound by the start: {best_ratio(n, raw, to_fleet + to_assigned):.1%} of the "
             "raw ceiling, if every send were counted at the ceiling's own rate from the "
             "assignment on"
+        )
+        needed = needed_rate(0.25, n, raw, to_fleet + to_assigned)
+        lines.append(
+            f"    to print 25% after this start, it would have to count {needed:,.0f} sends/s "
+            f"({needed / raw:.0%} of the raw ceiling) from the assignment on"
         )
     if result.replicas > 1:
         lines.append(f"    send.recorded partitions per replica: {result.assignments}")
@@ -563,9 +624,9 @@ async def measure_cell(
     log_dir: Path,
     profile: Path | None = None,
     verbose: bool = True,
-) -> tuple[float, list[tuple[Variant, Result]]]:
-    """One measurement: provision, publish (once per variant), ceiling, then each variant.
-    Returns the ceiling and each variant's result."""
+) -> tuple[float, float, list[tuple[Variant, Result]]]:
+    """One measurement: provision, publish (once per variant), ceiling, the floor with no
+    database, then each variant. Returns the ceiling, the floor and each variant's result."""
 
     def say(text: str) -> None:
         if verbose:
@@ -594,6 +655,14 @@ async def measure_cell(
         f"(a) raw ceiling (one aiokafka consumer, getmany {CEILING_MAX_RECORDS:,}, "
         f"json.loads) on the same messages: {raw:,.0f} msgs/s  [{load_average()}]"
     )
+    floor = await floor_without_database(
+        setup_settings(base, partitions, n_ips), bootstrap, n_events
+    )
+    say(
+        f"(a') the service's own per-send Python with no database (the same reading, then "
+        f"parse, inbox key, tally) on the same messages: {floor:,.0f} msgs/s = "
+        f"{floor / raw:.1%} of the raw ceiling  [{load_average()}]"
+    )
     results = []
     for variant, prefix, target in runs:
         if not variant.fsync:
@@ -621,7 +690,7 @@ async def measure_cell(
     # Measured: the databases go (a run that failed before here keeps them for a look).
     for target in {dsn, *(target for _, _, target in runs)}:
         await drop_database(db.url, target)
-    return raw, results
+    return raw, floor, results
 
 
 async def check(dsn: str, n: int, say: Any) -> None:
@@ -697,24 +766,27 @@ async def table(
     )
     print(
         "| sends | IPs | raw ceiling/s | service/s (start to last count) | ratio | bound by "
-        "the start | start to first count | after first count/s | peak RSS MiB | service CPU "
-        "µs/send | Postgres CPU µs/send | WAL B/send | load (1 min) |"
+        "the start | start to first count | after first count/s | needed after the start for "
+        "25% | no-database floor/s | peak RSS MiB | service CPU µs/send | Postgres CPU "
+        "µs/send | WAL B/send | load (1 min) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n, ips in cells:
-        raw, [(_, r)] = await measure_cell(
+        raw, floor, [(_, r)] = await measure_cell(
             db, bootstrap, service, n, ips, args.days, [Variant("cell")], log_dir, verbose=False
         )
         pg = f"{r.pg_cpu / n * 1e6:.0f}" if r.pg_cpu is not None else "n/a"
         steady = f"{n / r.steady:,.0f}" if r.steady >= 0.5 else "n/a"
-        bound = (
-            f"{best_ratio(n, raw, r.start_split[0] + r.start_split[1]):.1%}"
-            if r.start_split is not None
-            else "n/a"
-        )
+        bound = needed = "n/a"
+        if r.start_split is not None:
+            before_assigned = r.start_split[0] + r.start_split[1]
+            bound = f"{best_ratio(n, raw, before_assigned):.1%}"
+            rate = needed_rate(0.25, n, raw, before_assigned)
+            needed = f"{rate:,.0f} ({rate / raw:.0%})"
         print(
             f"| {n:,} | {ips:,} | {raw:,.0f} | {n / r.seconds:,.0f} | {n / r.seconds / raw:.1%} "
-            f"| {bound} | {r.startup:.1f}s | {steady} | {max(r.peak_rss):.0f} "
+            f"| {bound} | {r.startup:.1f}s | {steady} | {needed} "
+            f"| {floor:,.0f} ({floor / raw:.0%}) | {max(r.peak_rss):.0f} "
             f"| {r.service_cpu / n * 1e6:.0f} | {pg} | {r.wal_bytes / n:.0f} "
             f"| {os.getloadavg()[0]:.2f} |",
             flush=True,
