@@ -22,13 +22,17 @@ In one run, on one broker and one database server:
    over `--days` days) to a prefixed topic; one identical copy per extra variant (replicas,
    no fsync), each on its own topic and groups, over a copy of the provisioned database;
 3. (a) raw ceiling: one aiokafka consumer reads and json-decodes those same messages;
+   (a') the floor with no database: the same reading, then the service's own per-send Python
+   before Postgres (its parse, inbox digest and tally), under its collector settings;
 4. (b) the warmup service as its own process(es) (`python -m services run warmup`), timed
    from process start until the last send's counter is committed in Postgres (polled every
    0.1 s). Peak RSS is the process's VmHWM; CPU is the process's own, and the Postgres
    server's (embedded only: its processes are ours alone) with its WAL bytes. "Bound by
    the start" is the ratio the run could print at best, had every send been counted at the
    raw ceiling's own rate from the group's assignment on (`best_ratio`): what the start
-   alone (imports, group join) leaves of the ratio.
+   alone (imports, group join) leaves of the ratio. "Needed" is the rate from the
+   assignment on that the run would have had to count at to print 25% (`needed_rate`): a
+   cell whose need is near or above its floor cannot print 25% after that start.
 
 `--table` runs a grid instead (sizes at 200 IPs, IP counts at 200k sends; `--sizes`,
 `--ip-counts` change it), each cell on its own database and topic.
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -325,13 +330,14 @@ async def floor_without_database(settings: FleetSettings, bootstrap: str, n: int
     """(a') The raw ceiling's reading, then the Python the service runs on every send before
     it asks Postgres anything: its own parse (`parse_record`, with the send decoder), the
     inbox key of each id, and the tally (`SendsRead`), a batch of the service's size at a time
-    with the collector paused, as the service runs them. msgs/s. No service can count faster
-    than this on one core: it is the floor of the service's own per-send cost, with no
-    inbox claim, no counting, no settling and no commit."""
+    with the collector paused and tuned, as the service runs them. msgs/s. The service runs
+    this same Python on one core, so it cannot count faster: this is the floor of its own
+    per-send cost, with no inbox claim, no counting, no settling and no commit."""
     from shared.daily_inbox import digests_of
     from shared.ingest import collector_paused
     from shared.messages import Received
     from shared.parsing import parse_record
+    from shared.runtime import tune_garbage_collector
 
     service = build_warmup(FleetSettings(_env_file=None), WarmupSettings(_env_file=None))
     (sends,) = [c for c in service.consumers if c.topic == topics.SEND_RECORDED]
@@ -345,6 +351,8 @@ async def floor_without_database(settings: FleetSettings, bootstrap: str, n: int
         max_partition_fetch_bytes=CEILING_FETCH_BYTES,
     )
     await consumer.start()
+    threshold = gc.get_threshold()
+    tune_garbage_collector()  # as `ipfleet run` does once started
     try:
         partitions = [
             TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
@@ -366,6 +374,8 @@ async def floor_without_database(settings: FleetSettings, bootstrap: str, n: int
                 seen += len(records)
         return n / (time.perf_counter() - started)
     finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
         await consumer.stop()
 
 
