@@ -51,7 +51,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -297,8 +297,11 @@ async def publish_sends(
     return time.perf_counter() - started
 
 
-async def raw_ceiling(settings: FleetSettings, bootstrap: str, n: int) -> float:
-    """(a) Read and json-decode all `n` messages with one aiokafka consumer: msgs/s."""
+async def read_all(
+    settings: FleetSettings, bootstrap: str, n: int, each_batch: Callable[[list[Any]], None]
+) -> float:
+    """Read all `n` messages of the send topic from the beginning with one aiokafka consumer
+    (fixed, generous settings), handing each fetched batch to `each_batch`: msgs/s."""
     topic = settings.kafka_topic_prefix + topics.SEND_RECORDED
     consumer = AIOKafkaConsumer(
         **client_options(settings, bootstrap),
@@ -318,12 +321,21 @@ async def raw_ceiling(settings: FleetSettings, bootstrap: str, n: int) -> float:
         while seen < n:
             batches = await consumer.getmany(timeout_ms=1000, max_records=CEILING_MAX_RECORDS)
             for records in batches.values():
-                for record in records:
-                    json.loads(record.value)
+                each_batch(records)
                 seen += len(records)
         return n / (time.perf_counter() - started)
     finally:
         await consumer.stop()
+
+
+async def raw_ceiling(settings: FleetSettings, bootstrap: str, n: int) -> float:
+    """(a) Read and json-decode all `n` messages with one aiokafka consumer: msgs/s."""
+
+    def decode(records: list[Any]) -> None:
+        for record in records:
+            json.loads(record.value)
+
+    return await read_all(settings, bootstrap, n, decode)
 
 
 async def floor_without_database(settings: FleetSettings, bootstrap: str, n: int) -> float:
@@ -341,42 +353,26 @@ async def floor_without_database(settings: FleetSettings, bootstrap: str, n: int
 
     service = build_warmup(FleetSettings(_env_file=None), WarmupSettings(_env_file=None))
     (sends,) = [c for c in service.consumers if c.topic == topics.SEND_RECORDED]
-    assert sends.digest is not None
+    make_digest = sends.digest
+    assert make_digest is not None
     key_of = digests_of(sends.name)
-    topic = settings.kafka_topic_prefix + topics.SEND_RECORDED
-    consumer = AIOKafkaConsumer(
-        **client_options(settings, bootstrap),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=CEILING_FETCH_BYTES,
-    )
-    await consumer.start()
+
+    def as_the_service(records: list[Any]) -> None:
+        with collector_paused():
+            parsed = [parse_record(record, sends) for record in records]
+            valid = [item for item in parsed if isinstance(item, Received)]
+            keys = b"".join([key_of(item.event.id) for item in valid])
+            digest = make_digest()
+            digest.add(valid)
+            del parsed, valid, keys, digest
+
     threshold = gc.get_threshold()
     tune_garbage_collector()  # as `ipfleet run` does once started
     try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        seen = 0
-        started = time.perf_counter()
-        while seen < n:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=CEILING_MAX_RECORDS)
-            for records in batches.values():
-                with collector_paused():
-                    parsed = [parse_record(record, sends) for record in records]
-                    valid = [item for item in parsed if isinstance(item, Received)]
-                    keys = b"".join([key_of(item.event.id) for item in valid])
-                    digest = sends.digest()
-                    digest.add(valid)
-                    del parsed, valid, keys, digest
-                seen += len(records)
-        return n / (time.perf_counter() - started)
+        return await read_all(settings, bootstrap, n, as_the_service)
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
-        await consumer.stop()
 
 
 def _spawn(env: dict[str, str], log_path: Path, profile: Path | None) -> subprocess.Popen[bytes]:
