@@ -11,7 +11,9 @@ RETURNING event_id;
 -- returns the positions (1-based) of the keys seen before, usually none. Arrays of dates and
 -- one bytea cost the worker less per id than text or JSON, and Postgres less to read.
 WITH batch AS (
-    SELECT b.day, encode(substring($2::bytea FROM (b.n::int - 1) * 16 + 1 FOR 16), 'hex')::uuid AS key, b.n
+    SELECT b.day,
+           encode(substring($2::bytea FROM (b.n::int - 1) * 16 + 1 FOR 16), 'hex')::uuid AS key,
+           b.n
     FROM unnest($1::date[]) WITH ORDINALITY AS b(day, n)
 ), claimed AS (
     INSERT INTO inbox_days (event_day, event_key)
@@ -23,7 +25,8 @@ WITH batch AS (
 -- which ones is asked only when some were.
 SELECT CASE
     WHEN (SELECT count(*) FROM claimed) = (SELECT count(*) FROM batch) THEN '{}'::bigint[]
-    ELSE (SELECT coalesce(array_agg(n), '{}') FROM batch WHERE key NOT IN (SELECT event_key FROM claimed))
+    ELSE (SELECT coalesce(array_agg(n), '{}') FROM batch
+          WHERE key NOT IN (SELECT event_key FROM claimed))
 END;
 
 -- name: daily_partitions
