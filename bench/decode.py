@@ -24,12 +24,12 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from bench.warmup import inventory_for, send_messages
+from bench.warmup import inventory_for, send_consumer, send_messages
+from services.settings import FleetSettings
 from shared.contract.sends import SendEnvelope, decode_send, values_of
 from shared.ingest import collector_paused
 from shared.parsing import parse_record
 from shared.runtime import tune_garbage_collector
-from shared.settings import Settings
 
 
 @dataclass
@@ -97,12 +97,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     args = parser.parse_args()
 
-    # Imported here: the service's consumer, exactly as it runs (with and without its decoder).
-    from services.warmup.service import build
-    from services.warmup.settings import WarmupSettings
-
-    service = build(Settings(_env_file=None), WarmupSettings(_env_file=None))
-    (consumer,) = [c for c in service.consumers if c.topic == "send.recorded"]
+    # The service's consumer, exactly as it runs (with and without its decoder).
+    consumer = send_consumer(FleetSettings(_env_file=None))
     pydantic_consumer = replace(consumer, fast_decode=None)
 
     records = messages(args.messages)

@@ -81,6 +81,7 @@ from services.warmup.service import build as build_warmup
 from services.warmup.settings import WarmupSettings
 from shared import database
 from shared.client import Publisher, cloud_event
+from shared.consumer import Consumer
 from shared.contract import topics
 from shared.infrastructure import EmbeddedPostgresHandle, PostgresHandle, provide_kafka
 from shared.kafka import client_options, ensure_topics
@@ -120,6 +121,13 @@ OVERRIDES = (
 )
 
 
+def send_consumer(settings: FleetSettings) -> Consumer:
+    """The warmup service's `send.recorded` consumer, as the service builds it."""
+    service = build_warmup(settings, WarmupSettings(_env_file=None))
+    (consumer,) = [c for c in service.consumers if c.topic == topics.SEND_RECORDED]
+    return consumer
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """What the measured service runs with: the variables given to it beyond where things
@@ -152,9 +160,7 @@ class RunSettings:
     def send_subscription(self) -> dict[str, int]:
         """The batch and fetch settings of the `send.recorded` subscription, as the service
         will run it (its own defaults, or the overrides)."""
-        service = build_warmup(self.effective, WarmupSettings(_env_file=None))
-        (consumer,) = [c for c in service.consumers if c.topic == topics.SEND_RECORDED]
-        return subscription_options(consumer, self.effective)
+        return subscription_options(send_consumer(self.effective), self.effective)
 
     def describe(self) -> str:
         s = self.effective
@@ -351,8 +357,7 @@ async def floor_without_database(settings: FleetSettings, bootstrap: str, n: int
     from shared.parsing import parse_record
     from shared.runtime import tune_garbage_collector
 
-    service = build_warmup(FleetSettings(_env_file=None), WarmupSettings(_env_file=None))
-    (sends,) = [c for c in service.consumers if c.topic == topics.SEND_RECORDED]
+    sends = send_consumer(FleetSettings(_env_file=None))
     make_digest = sends.digest
     assert make_digest is not None
     key_of = digests_of(sends.name)
