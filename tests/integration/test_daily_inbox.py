@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import pytest
 
 from shared import database as shared_database
+from shared.contract.envelope import CloudEvent
 from shared.daily_inbox import DailyInbox, event_key
 from shared.messages import Received
 
@@ -21,16 +21,11 @@ DAY1 = datetime(2026, 1, 5, 23, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(hours=2)
 
 
-class Event:
-    def __init__(self, event_id: str, time: datetime) -> None:
-        self.id = event_id
-        self.type = "send.recorded"
-        self.time = time
-        self.data: Any = None
-
-
 def received(event_id: str, time: datetime) -> Received:
-    return Received(Event(event_id, time), None, "send.recorded", None)
+    event = CloudEvent(
+        specversion="1.0", id=event_id, source="test", type="send.recorded", time=time, data={}
+    )
+    return Received(event, {}, "send.recorded", None)
 
 
 @pytest.fixture
